@@ -16,6 +16,7 @@ from medsift.errors import MedsiftError
 # Explicit list of command modules (one verb or a small family of verbs each). Order = help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
+    "review",
 )
 
 app = typer.Typer(

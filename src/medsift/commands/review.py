@@ -1,0 +1,29 @@
+"""`medsift review WS`: the local web page where experts accept / exclude / relabel flagged images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def review(
+        workspace: Path = typer.Argument(..., help="Workspace folder (with audit/findings.csv)."),
+        port: int = typer.Option(8765, min=0, max=65535, help="TCP port (0 = any free port)."),
+        host: str = typer.Option("127.0.0.1", help="Address to bind; keep 127.0.0.1 unless you know why not."),
+        reviewer: str = typer.Option("anonymous", help="Your name, written with every decision."),
+    ) -> None:
+        """Serve the review page on http://HOST:PORT/; decisions go to WS/review/decisions.csv at once."""
+        from rich.console import Console
+
+        from medsift.review.app import decisions_path, serve
+
+        console = Console()
+
+        def ready(url: str) -> None:
+            console.print(f"review page: [bold]{url}[/]  (Ctrl-C stops; decisions are saved to "
+                          f"{decisions_path(workspace)} as you make them)")
+
+        serve(workspace, host=host, port=port, reviewer=reviewer, on_ready=ready)
