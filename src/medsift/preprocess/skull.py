@@ -1,0 +1,112 @@
+"""Background and skull removal: threshold, morphology (opening/closing), largest connected component.
+
+* :func:`head_mask` — everything that is not air/background (the head, scalp included), holes filled.
+* :func:`brain_mask` — soft tissue inside the skull: not bone, not air, opened to cut thin bridges
+  through the skull base, largest component kept, closed and hole-filled (ventricles and bleeds stay in).
+* :func:`strip_skull` — zero the pixels outside a mask.
+
+Thresholds are in HU for HU data; for 8-bit data (already brain-windowed, 0..255) they are pixel values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medsift.errors import ConfigError
+
+#: soft-tissue range (HU): CSF, brain, fresh blood; bone is above, air/fat below
+HU_TISSUE = (-20.0, 150.0)
+#: soft-tissue range for 8-bit brain-windowed pixels: above air, below saturated bone
+U8_TISSUE = (1.0, 250.0)
+HU_AIR = -300.0
+U8_AIR = 1.0
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 8-connected component of a (H, W) bool mask (empty stays empty)."""
+    from skimage.measure import label
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    lab = label(mask, connectivity=2)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    return lab == int(np.argmax(counts))
+
+
+def head_mask(image: np.ndarray, *, has_hu: bool = True, threshold: float | None = None,
+              closing_radius: int = 2) -> np.ndarray:
+    """Head (non-background) mask of one slice.
+
+    Args:
+        image: (H, W) in HU (``has_hu``) or 0..255.
+        has_hu: units of ``image``.
+        threshold: pixels above it are foreground; default -300 HU or 1 (8-bit).
+        closing_radius: disk radius in pixels of the closing that seals small gaps.
+
+    Returns:
+        bool (H, W): largest foreground component, closed, holes filled.
+    """
+    from scipy.ndimage import binary_fill_holes
+    from skimage.morphology import closing, disk
+
+    image = _check2d(image)
+    thr = threshold if threshold is not None else (HU_AIR if has_hu else U8_AIR)
+    fg = largest_component(image > thr)
+    if closing_radius > 0:
+        fg = closing(fg, disk(closing_radius))
+    return binary_fill_holes(fg)
+
+
+def brain_mask(image: np.ndarray, *, has_hu: bool = True, tissue: tuple[float, float] | None = None,
+               opening_radius: int = 2, closing_radius: int = 3) -> np.ndarray:
+    """Brain (intracranial soft tissue) mask of one slice.
+
+    Args:
+        image: (H, W) in HU (``has_hu``) or 0..255 brain-windowed pixels.
+        has_hu: units of ``image``.
+        tissue: ``(low, high)`` soft-tissue range; default -20..150 HU or 1..250 (8-bit).
+        opening_radius: disk radius (pixels) of the opening that detaches scalp and skull-base bridges.
+        closing_radius: disk radius (pixels) of the closing that smooths the kept component.
+
+    Returns:
+        bool (H, W): True inside the brain, False on bone, scalp and background.
+    """
+    from scipy.ndimage import binary_fill_holes
+    from skimage.morphology import closing, disk, opening
+
+    image = _check2d(image)
+    low, high = tissue if tissue is not None else (HU_TISSUE if has_hu else U8_TISSUE)
+    if not low < high:
+        raise ConfigError(f"tissue range must be (low, high) with low < high; got {(low, high)!r}")
+    soft = (image >= low) & (image <= high)
+    if opening_radius > 0:
+        soft = opening(soft, disk(opening_radius))
+    brain = largest_component(soft)
+    if closing_radius > 0:
+        brain = closing(brain, disk(closing_radius))
+    brain = binary_fill_holes(brain)
+    bone = image > high
+    return brain & ~bone
+
+
+def strip_skull(image: np.ndarray, mask: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
+    """Set pixels outside ``mask`` to ``fill``.
+
+    Args:
+        image: (H, W) or (C, H, W).
+        mask: bool (H, W).
+    """
+    image = np.asarray(image)
+    mask = np.asarray(mask, dtype=bool)
+    if image.shape[-2:] != mask.shape:
+        raise ConfigError(f"mask shape {mask.shape} does not match image (H, W) {image.shape[-2:]}")
+    return np.where(mask, image, np.asarray(fill, dtype=image.dtype))
+
+
+def _check2d(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ConfigError(f"expected a 2D (H, W) slice; got shape {image.shape}")
+    return image

@@ -1,0 +1,134 @@
+"""The slice cache: windowed uint8 pixels, scaled boxes, masks, 2.5D context, reuse by fingerprint, atomicity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medsift.errors import ConfigError, FormatError
+from medsift.preprocess.cache import SliceCache, build_cache
+from medsift.preprocess.config import PreprocessConfig
+
+from preprocess_fixtures import npy_load_mask, npy_load_slice, write_slices
+
+LOADERS = {"load_slice": npy_load_slice, "load_mask": npy_load_mask, "progress": False, "n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def hu_df(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hu")
+    mask = np.zeros((64, 64), bool)
+    mask[16:48, 8:32] = True
+    slices = [
+        {"image_id": "p1_0", "patient_id": "p1", "slice_index": 0, "has_hu": True,
+         "array": np.full((64, 64), 60.0, np.float32), "mask": mask,
+         "boxes": [[8.0, 16.0, 32.0, 48.0, "a"]], "label_hemorrhage": 1},
+        {"image_id": "p1_1", "patient_id": "p1", "slice_index": 1, "has_hu": True,
+         "array": np.full((64, 64), -1000.0, np.float32), "label_hemorrhage": 0},
+    ]
+    return write_slices(root, slices)
+
+
+@pytest.fixture(scope="module")
+def hu_cache(hu_df, tmp_path_factory):
+    cfg = PreprocessConfig(size=32, windows=("brain", "subdural", "bone"))
+    return build_cache(hu_df, tmp_path_factory.mktemp("c") / "cache", cfg, **LOADERS)
+
+
+def test_cached_pixels_are_hand_computed_windows(hu_cache):
+    # 60 HU: brain 40/80 -> 60/80 = 0.75 -> 191; subdural 80/200 -> 80/200 = 0.4 -> 102;
+    # bone 600/2800 -> 860/2800 = 0.30714 -> 78. -1000 HU -> 0 in every window.
+    assert hu_cache.images.dtype == np.uint8
+    assert hu_cache.images.shape == (2, 3, 32, 32)
+    assert [int(v) for v in hu_cache.images[0, :, 10, 10]] == [191, 102, 78]
+    assert int(hu_cache.images[1].max()) == 0
+
+
+def test_boxes_are_scaled_to_the_cache_size(hu_cache):
+    assert hu_cache.boxes[0].tolist() == [[4.0, 8.0, 16.0, 24.0]]
+    assert hu_cache.box_labels[0] == ["a"]
+    assert hu_cache.boxes[1].shape == (0, 4)
+
+
+def test_mask_is_resized_nearest_and_flagged(hu_cache):
+    m = np.asarray(hu_cache.masks[0])
+    assert m.sum() == 16 * 12 and m[8:24, 4:16].all()
+    assert hu_cache.index["has_mask"].tolist() == [True, False]
+
+
+def test_index_keeps_order_and_labels(hu_cache, hu_df):
+    assert hu_cache.image_ids.tolist() == ["p1_0", "p1_1"]
+    assert hu_cache.index["label_hemorrhage"].tolist() == [1, 0]
+    assert hu_cache.rows(hu_df.iloc[[1, 0]]).tolist() == [1, 0]
+
+
+def test_rows_names_missing_ids(hu_cache):
+    with pytest.raises(ConfigError, match="lacks 1.*nope"):
+        hu_cache.rows(["p1_0", "nope"])
+
+
+def test_getitem_returns_float_image_in_unit_range(hu_cache):
+    sample = hu_cache[0]
+    assert sample["image"].dtype == np.float32
+    assert sample["image"][0, 0, 0] == pytest.approx(191 / 255)
+    assert sample["image_id"] == "p1_0"
+
+
+def test_context_stacks_neighbours_with_edge_repeat(tmp_path):
+    # three 8-bit slices with values 10, 20, 30 (passed through as /255), given out of order
+    slices = [{"image_id": f"s{k}", "patient_id": "p", "series_id": "ser", "slice_index": k, "has_hu": False,
+               "array": np.full((16, 16), 10.0 * (k + 1), np.float32)} for k in (2, 0, 1)]
+    df = write_slices(tmp_path / "d", slices)
+    cache = build_cache(df, tmp_path / "c", PreprocessConfig(size=16, context=1), **LOADERS)
+    got = {iid: cache.images[i, :, 0, 0].tolist() for i, iid in enumerate(cache.image_ids)}
+    assert got == {"s0": [10, 10, 20], "s1": [10, 20, 30], "s2": [20, 30, 30]}
+
+
+def test_matching_fingerprint_reuses_and_change_rebuilds(hu_df, tmp_path):
+    cfg = PreprocessConfig(size=32)
+    first = build_cache(hu_df, tmp_path / "c", cfg, **LOADERS)
+    mtime = (tmp_path / "c" / "images.npy").stat().st_mtime_ns
+    again = build_cache(hu_df, tmp_path / "c", cfg, **LOADERS)
+    assert again.fingerprint == first.fingerprint
+    assert (tmp_path / "c" / "images.npy").stat().st_mtime_ns == mtime
+    changed = hu_df.copy()
+    changed.loc[0, "content_hash"] = "other"
+    rebuilt = build_cache(changed, tmp_path / "c", cfg, **LOADERS)
+    assert rebuilt.fingerprint != first.fingerprint
+    other_cfg = build_cache(hu_df, tmp_path / "c", PreprocessConfig(size=16), **LOADERS)
+    assert other_cfg.images.shape == (2, 1, 16, 16)
+
+
+def test_failed_build_leaves_no_cache_and_no_temp(hu_df, tmp_path):
+    def broken(row):
+        if row["image_id"] == "p1_1":
+            raise FormatError("truncated file")
+        return npy_load_slice(row)
+
+    with pytest.raises(FormatError, match="p1_1.*truncated"):
+        build_cache(hu_df, tmp_path / "c", PreprocessConfig(size=32), load_slice=broken,
+                    load_mask=npy_load_mask, progress=False, n_jobs=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_worker_processes_write_the_same_arrays(hu_df, hu_cache, tmp_path):
+    cfg = PreprocessConfig(size=32, windows=("brain", "subdural", "bone"))
+    par = build_cache(hu_df, tmp_path / "c", cfg, load_slice=npy_load_slice, load_mask=npy_load_mask,
+                      progress=False, n_jobs=2)
+    np.testing.assert_array_equal(np.asarray(par.images), np.asarray(hu_cache.images))
+    np.testing.assert_array_equal(np.asarray(par.masks), np.asarray(hu_cache.masks))
+
+
+def test_dataset_zscore_uses_cache_statistics(hu_df, tmp_path):
+    cache = build_cache(hu_df, tmp_path / "c", PreprocessConfig(size=32, normalize="zscore_dataset"), **LOADERS)
+    # half the pixels are 191/255, half 0: mean = 0.3745, std = 0.3745
+    assert cache.stats["mean"][0] == pytest.approx(191 / 255 / 2)
+    assert cache.stats["std"][0] == pytest.approx(191 / 255 / 2)
+    assert cache[0]["image"][0, 0, 0] == pytest.approx(1.0)
+    assert cache[1]["image"][0, 0, 0] == pytest.approx(-1.0)
+
+
+def test_open_rejects_incomplete_folder(tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FormatError, match="no config.json"):
+        SliceCache(tmp_path / "half")
