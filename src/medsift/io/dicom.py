@@ -106,7 +106,13 @@ def _stored(ds, path: str | Path) -> np.ndarray:
 
 
 def dicom_info(ds) -> DicomInfo:
-    """Read the header fields medsift keeps from a parsed dataset."""
+    """Read the header fields medsift keeps from a parsed dataset (invalid-VR warnings silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _dicom_info(ds)
+
+
+def _dicom_info(ds) -> DicomInfo:
     spacing = _floats(ds.get("PixelSpacing"))
     instance = _first_float(ds.get("InstanceNumber"))
     slope = _first_float(ds.get("RescaleSlope"))

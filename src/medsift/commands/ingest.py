@@ -1,0 +1,72 @@
+"""`medsift ingest SRC --layout L --workspace WS`: read a source folder into the workspace manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+MAX_PROBLEMS_SHOWN = 15
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ingest(
+        src: Path = typer.Argument(..., help="Source folder (read only, never modified)."),
+        layout: str = typer.Option(..., "--layout", "-l", help="Layout of SRC: phe-sich, folder, dicom or nifti."),
+        workspace: Path = typer.Option(..., "--workspace", "-w", help="Workspace folder (created if needed)."),
+        source: str = typer.Option("default", help="Name of this source; its rows replace earlier ones of "
+                                                   "the same name, other sources are kept."),
+        labels: Optional[Path] = typer.Option(None, help="Labels CSV (folder layout): filename + label columns."),
+        clinical: Optional[Path] = typer.Option(None, help="Clinical sheet (CSV/XLSX) joined on patient id."),
+        jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Worker processes reading files."),
+    ) -> None:
+        """Scan SRC with a layout, read every file once, and write WS/manifest.parquet with a status per row."""
+        from medsift.ingest import ingest as run_ingest
+        from medsift.ingest import read_summary
+
+        run_ingest(src, layout=layout, workspace=workspace, source=source, labels=labels, clinical=clinical,
+                   n_jobs=jobs, show_progress=True)
+        print_summary(read_summary(workspace, source), workspace=workspace)
+
+
+def print_summary(summary: dict, *, workspace: Path) -> None:
+    """Rich tables: counts, statuses, the first problems, unpaired side files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"ingest {summary['layout']} -> {workspace} (source {summary['source']})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows", str(summary["rows"]))
+    table.add_row("patients", str(summary["patients"]))
+    for status, n in sorted(summary["status_counts"].items(), key=lambda kv: kv[0] != "ok"):
+        table.add_row(f"status {status}", str(n), style="green" if status == "ok" else "red")
+    if summary["annotations_total"]:
+        table.add_row("annotation files", str(summary["annotations_total"]))
+        table.add_row("  paired", str(summary["annotations_paired"]))
+        table.add_row("  unpaired", str(summary["annotations_unpaired"]),
+                      style="yellow" if summary["annotations_unpaired"] else None)
+    for key, n in summary["unpaired_by_problem"].items():
+        table.add_row(f"unpaired {key}", str(n), style="yellow")
+    if summary["skipped_files"]:
+        table.add_row("skipped (docs/hidden)", str(len(summary["skipped_files"])))
+    if summary.get("clinical"):
+        table.add_row("clinical patients matched", str(summary["clinical"]["matched_patients"]))
+    table.add_row("seconds", f"{summary['seconds']:.1f}")
+    console.print(table)
+    problems = summary["problems"]
+    if problems:
+        ptable = Table(title=f"rows with problems ({len(problems)})")
+        for col in ("image_id", "status", "detail"):
+            ptable.add_column(col, overflow="fold")
+        for p in problems[:MAX_PROBLEMS_SHOWN]:
+            ptable.add_row(str(p["image_id"]), str(p["status"]), str(p["detail"])[:160])
+        console.print(ptable)
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            console.print(f"... {len(problems) - MAX_PROBLEMS_SHOWN} more in "
+                          f"{Path(workspace) / 'ingest' / summary['source'] / 'summary.json'}")
+    if summary.get("ids_prefixed_with_source"):
+        console.print(f"[yellow]image ids clashed with another source: prefixed with '{summary['source']}__'[/]")
