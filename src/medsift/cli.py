@@ -16,7 +16,10 @@ from medsift.errors import MedsiftError
 # Explicit list of command modules (one verb or a small family of verbs each). Order = help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
+    "versions",
+    "ingest",
     "review",
+    "export",
 )
 
 app = typer.Typer(
