@@ -68,7 +68,11 @@ def rle_to_mask(rle: Mapping[str, Any]) -> np.ndarray:
         compressed = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     else:
         raise FormatError(f"RLE counts must be a string or a list of ints; got {type(counts).__name__}")
-    return mask_utils.decode(compressed).astype(bool)
+    import warnings
+
+    with warnings.catch_warnings():  # pycocotools <= 2.0.11 trips numpy 2's __array__(copy=) deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(compressed).astype(bool)
 
 
 @dataclass(frozen=True)
