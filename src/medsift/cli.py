@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingest",
     "review",
     "export",
+    "split",
 )
 
 app = typer.Typer(
