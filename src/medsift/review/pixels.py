@@ -1,7 +1,4 @@
-"""Pixels of one manifest row for display: the slice (HU or 0..255) and its mask.
-
-Delegates to :mod:`medsift.io` (``load_slice``/``load_mask``), the one place that knows every format.
-"""
+"""Pixels of one manifest row for display: the slice (HU or 0..255) and its mask, via :mod:`medsift.io`."""
 
 from __future__ import annotations
 
@@ -10,37 +7,25 @@ from typing import Any, Mapping
 import numpy as np
 
 
-def _has_hu(row: Mapping[str, Any]) -> bool:
+def has_hu(row: Mapping[str, Any]) -> bool:
+    """Whether the row's pixels are Hounsfield units (``has_hu`` true; empty counts as false)."""
     value = row.get("has_hu")
     try:
-        return bool(value) if value is not None and not (isinstance(value, float) and np.isnan(value)) else False
+        return bool(value) if value is not None else False
     except (TypeError, ValueError):  # pandas.NA
         return False
 
 
 def load_pixels(row: Mapping[str, Any]) -> tuple[np.ndarray, bool]:
     """(H, W) float32 pixels of the row and whether they are HU."""
-    import medsift.io as mio
+    from medsift.io import load_slice
 
-    loader = getattr(mio, "load_slice", None)
-    if loader is None:  # medsift.io without its row-level loader yet: raster files only
-        from medsift.io.images import read_gray
-
-        return read_gray(str(row["image_path"])), False
-    return np.asarray(loader(row), dtype=np.float32), _has_hu(row)
+    return np.asarray(load_slice(row), dtype=np.float32), has_hu(row)
 
 
 def load_mask(row: Mapping[str, Any]) -> np.ndarray | None:
     """(H, W) bool mask of the row, or ``None`` when it has none."""
-    import medsift.io as mio
+    from medsift.io import load_mask as _load_mask
 
-    loader = getattr(mio, "load_mask", None)
-    if loader is not None:
-        mask = loader(row)
-        return None if mask is None else np.asarray(mask, dtype=bool)
-    path = row.get("mask_path")
-    if not isinstance(path, str) or not path:
-        return None
-    from medsift.io.images import read_gray
-
-    return read_gray(path) > 0
+    mask = _load_mask(row)
+    return None if mask is None else np.asarray(mask, dtype=bool)

@@ -8,6 +8,7 @@ const S = {
   size: 512,
 };
 const $ = (id) => document.getElementById(id);
+let pending = 0;             // decisions sent but not yet confirmed by the server
 
 function imageUrl(id, size) {
   const ov = [...S.overlays].sort().join(",");
@@ -105,7 +106,6 @@ function renderPanel() {
   const badge = $("current-decision");
   badge.textContent = d ? d.decision + (d.new_label ? ` (${d.new_label})` : "") : "undecided";
   badge.className = "badge " + (d ? "dec-" + d.decision : "dec-none");
-  $("comment").value = d ? d.comment : "";
   for (const b of document.querySelectorAll("#decide button")) {
     b.classList.toggle("chosen", !!d && b.dataset.decision === d.decision);
   }
@@ -134,7 +134,7 @@ function renderQueue() {
   S.items.forEach((it, i) => {
     const li = ol.children[i];
     li.textContent = `${it.image_id} · ${it.findings.map((f) => f.check).join(", ")}`;
-    li.className = (it.decision ? "dec-" + it.decision : "dec-none") + (i === S.index ? " current" : "");
+    li.className = (it.decision ? "dec-" + it.decision.decision : "dec-none") + (i === S.index ? " current" : "");
   });
   const cur = ol.children[S.index];
   if (cur) cur.scrollIntoView({ block: "nearest" });
@@ -145,31 +145,44 @@ function go(i) {
   S.index = i;
   S.neighbour = null;
   history.replaceState(null, "", "#" + encodeURIComponent(current().image_id));
+  $("comment").value = current().decision ? current().decision.comment : "";
   renderImage();
   renderPanel();
 }
 
 async function decide(decision, newLabel) {
+  // Move on at once (the next image is prefetched); the decision is saved in the background and
+  // a failure is shown with the image id and leaves that item undecided.
   const it = current();
   if (!it) return;
   const body = { image_id: it.image_id, decision, comment: $("comment").value };
   if (newLabel) body.new_label = newLabel;
-  setStatus("saving…");
-  let resp;
+  const before = it.decision;
+  it.decision = { ...body, new_label: newLabel || "", pending: true };
+  pending += 1;
+  document.body.dataset.pending = String(pending);
+  if (S.index + 1 < S.items.length) go(S.index + 1); else renderPanel();
+  setStatus(`saving ${it.image_id}…`);
+  let resp, data;
   try {
     resp = await fetch("/api/decision", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
+    data = await resp.json();
   } catch (e) {
-    setStatus(`not saved: ${e}`, "error");
-    return;
+    data = { error: String(e) };
   }
-  const data = await resp.json();
-  if (!resp.ok) { setStatus(`not saved: ${data.error}`, "error"); return; }
-  it.decision = data;
-  setStatus(`saved: ${it.image_id} ${data.decision} (${data.timestamp})`, "ok");
-  document.body.dataset.saved = String(Number(document.body.dataset.saved || 0) + 1);
-  if (S.index + 1 < S.items.length) go(S.index + 1); else renderPanel();
+  pending -= 1;
+  document.body.dataset.pending = String(pending);
+  if (!resp || !resp.ok) {
+    it.decision = before;
+    setStatus(`NOT saved: ${it.image_id}: ${data.error}`, "error");
+  } else {
+    it.decision = data;
+    setStatus(`saved: ${it.image_id} ${data.decision} (${data.timestamp})`, "ok");
+    document.body.dataset.saved = String(Number(document.body.dataset.saved || 0) + 1);
+  }
+  renderPanel();
 }
 
 function openRelabel() {
@@ -229,6 +242,7 @@ function onKey(ev) {
   const inField = ["TEXTAREA", "INPUT", "SELECT"].includes(document.activeElement.tagName);
   if (inField) {
     if (ev.key === "Escape") { document.activeElement.blur(); if (!$("relabel").hidden) $("relabel").hidden = true; ev.preventDefault(); }
+    else if (ev.key === "Enter" && $("relabel").contains(document.activeElement)) submitRelabel(ev);
     return;
   }
   if ($("help").open && ev.key !== "?") return;
