@@ -17,6 +17,7 @@ from medsift.errors import MedsiftError
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "versions",
+    "agreement",
     "ingest",
     "review",
     "export",
