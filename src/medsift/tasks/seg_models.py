@@ -1,0 +1,146 @@
+"""Segmentation networks and losses, by name.
+
+Every network maps ``(B, in_channels, H, W)`` float to ``(B, 1, H, W)`` logits (one foreground class,
+sigmoid outside). ``H`` and ``W`` must be multiples of 16. Every loss takes ``(logits, target)`` with a
+float 0/1 target of the same shape.
+
+Networks (MONAI implementations):
+
+* ``unet_lite`` (default): a residual MONAI ``UNet`` with 8-16-32-64-128 channels; fast enough for
+  whole 512x512 slices on CPU.
+* ``unet``: MONAI ``UNet`` 16-32-64-128-256, two residual units per level.
+* ``basic_unet``: MONAI ``BasicUNet`` (features 16-16-32-64-128-16).
+* ``unetpp``: MONAI ``BasicUNetPlusPlus`` (U-Net++ nested skips).
+* ``attention_unet``: MONAI ``AttentionUnet`` (attention gates on the skips).
+* ``segresnet``: MONAI ``SegResNet`` (residual encoder, 8 initial filters).
+* ``flexible_unet``: MONAI ``FlexibleUNet`` with an EfficientNet-B0 encoder (random init, no download).
+
+Losses (MONAI, ``sigmoid=True``, Dice terms over the whole batch so crops without lesion do not blow up):
+``dice_bce`` (Dice + binary cross-entropy), ``dice_focal`` (Dice + focal, gamma 2),
+``tversky`` (alpha 0.3 on false positives, beta 0.7 on false negatives: favours recall of thin rims).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Callable
+
+from medsift.registry import Registry
+
+SEG_MODELS: Registry[Callable[..., Any]] = Registry("segmentation model")
+SEG_LOSSES: Registry[Callable[..., Any]] = Registry("segmentation loss")
+DEFAULT_MODEL = "unet_lite"
+DEFAULT_LOSS = "dice_bce"
+#: input sides must be multiples of this (4 stride-2 levels)
+SIZE_MULTIPLE = 16
+
+
+class SegLoss(str, Enum):
+    """Loss names (the keys of :data:`SEG_LOSSES`)."""
+
+    DICE_BCE = "dice_bce"
+    DICE_FOCAL = "dice_focal"
+    TVERSKY = "tversky"
+
+
+@SEG_MODELS.register("unet_lite")
+def _unet_lite(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(8, 16, 32, 64, 128),
+                strides=(2, 2, 2, 2), num_res_units=1, dropout=dropout)
+
+
+@SEG_MODELS.register("unet")
+def _unet(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(16, 32, 64, 128, 256),
+                strides=(2, 2, 2, 2), num_res_units=2, dropout=dropout)
+
+
+@SEG_MODELS.register("basic_unet")
+def _basic_unet(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import BasicUNet
+
+    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=1,
+                     features=(16, 16, 32, 64, 128, 16), dropout=dropout)
+
+
+@SEG_MODELS.register("unetpp")
+def _unetpp(in_channels: int, *, dropout: float = 0.0):
+    from torch import nn
+    from monai.networks.nets import BasicUNetPlusPlus
+
+    class _Last(nn.Module):  # BasicUNetPlusPlus returns a list (deep supervision); keep the final map
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = BasicUNetPlusPlus(spatial_dims=2, in_channels=in_channels, out_channels=1,
+                                         features=(16, 16, 32, 64, 128, 16), dropout=dropout)
+
+        def forward(self, x):
+            return self.net(x)[-1]
+
+    return _Last()
+
+
+@SEG_MODELS.register("attention_unet")
+def _attention_unet(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import AttentionUnet
+
+    return AttentionUnet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(16, 32, 64, 128),
+                         strides=(2, 2, 2), dropout=dropout)
+
+
+@SEG_MODELS.register("segresnet")
+def _segresnet(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import SegResNet
+
+    return SegResNet(spatial_dims=2, in_channels=in_channels, out_channels=1, init_filters=8,
+                     blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1), dropout_prob=dropout or None)
+
+
+@SEG_MODELS.register("flexible_unet")
+def _flexible_unet(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import FlexibleUNet
+
+    del dropout  # FlexibleUNet has no dropout option
+    return FlexibleUNet(in_channels=in_channels, out_channels=1, backbone="efficientnet-b0", pretrained=False,
+                        spatial_dims=2)
+
+
+def build_model(name: str = DEFAULT_MODEL, *, in_channels: int = 1, dropout: float = 0.0):
+    """A fresh segmentation network ``(B, in_channels, H, W) -> (B, 1, H, W)`` logits; unknown names list
+    the valid ones (:class:`~medsift.errors.ConfigError`)."""
+    return SEG_MODELS.get(name)(in_channels, dropout=dropout)
+
+
+@SEG_LOSSES.register(SegLoss.DICE_BCE.value)
+def _dice_bce():
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+
+
+@SEG_LOSSES.register(SegLoss.DICE_FOCAL.value)
+def _dice_focal():
+    from monai.losses import DiceFocalLoss
+
+    return DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, smooth_nr=1e-5, smooth_dr=1e-5)
+
+
+@SEG_LOSSES.register(SegLoss.TVERSKY.value)
+def _tversky():
+    from monai.losses import TverskyLoss
+
+    return TverskyLoss(sigmoid=True, batch=True, alpha=0.3, beta=0.7, smooth_nr=1e-5, smooth_dr=1e-5)
+
+
+def build_loss(name: str | SegLoss = DEFAULT_LOSS):
+    """A loss module ``(logits, target) -> scalar`` for one-channel binary segmentation."""
+    return SEG_LOSSES.get(SegLoss(name).value if isinstance(name, SegLoss) else str(name))()
+
+
+def count_parameters(model) -> int:
+    """Trainable parameters of a torch module."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))

@@ -1,0 +1,128 @@
+"""Segmentation building blocks: models/losses registry, post-processing, hematoma derivation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medsift.errors import ConfigError
+from medsift.label import hematoma as hm
+from medsift.tasks import seg_postprocess as pp
+
+
+def test_remove_small_components_keeps_only_large_ones():
+    m = np.zeros((12, 12), bool)
+    m[0, 0] = True                # 1 px
+    m[2:4, 2:4] = True            # 4 px
+    m[6:9, 6:9] = True            # 9 px
+    out = pp.remove_small_components(m, min_pixels=4)
+    assert out.sum() == 13 and not out[0, 0]
+
+
+def test_remove_small_components_uses_8_connectivity():
+    m = np.zeros((5, 5), bool)
+    m[0, 0] = m[1, 1] = m[2, 2] = True  # diagonal chain = one 3-px component
+    assert pp.remove_small_components(m, min_pixels=3).sum() == 3
+
+
+def test_postprocess_thresholds_and_keeps_inside_head():
+    img = np.zeros((20, 20), np.uint8)
+    img[4:16, 4:16] = 80           # the head
+    prob = np.zeros((20, 20), np.float32)
+    prob[6:9, 6:9] = 0.9           # inside the head
+    prob[0:2, 0:2] = 0.9           # outside (air)
+    prob[12, 12] = 0.4             # below threshold
+    out = pp.postprocess(prob, img, config=pp.PostprocessConfig(threshold=0.5, min_pixels=2))
+    assert out.sum() == 9 and out[7, 7] and not out[0, 0] and not out[12, 12]
+
+
+def test_postprocess_inside_head_needs_the_image():
+    prob = np.full((4, 4), 0.9, np.float32)
+    with pytest.raises(ConfigError, match="image"):
+        pp.postprocess(prob, None, config=pp.PostprocessConfig(inside_head=True))
+
+
+def test_postprocess_config_rejects_bad_threshold():
+    with pytest.raises(ConfigError, match="threshold"):
+        pp.PostprocessConfig(threshold=1.5)
+
+
+def test_model_registry_shapes_and_unknown_name():
+    torch = pytest.importorskip("torch")
+    from medsift.tasks.seg_models import build_model
+
+    net = build_model("unet_lite", in_channels=3).eval()
+    with torch.no_grad():
+        y = net(torch.zeros(2, 3, 64, 48))
+    assert tuple(y.shape) == (2, 1, 64, 48)
+    with pytest.raises(ConfigError, match="unet_lite"):
+        build_model("no_such_net")
+
+
+@pytest.mark.parametrize("name", ["dice_bce", "dice_focal", "tversky"])
+def test_losses_lower_for_the_right_answer(name):
+    torch = pytest.importorskip("torch")
+    from medsift.tasks.seg_models import build_loss
+
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:8, 4:8] = 1
+    good = (target * 2 - 1) * 8
+    bad = -good
+    loss = build_loss(name)
+    assert float(loss(good, target)) < float(loss(bad, target))
+
+
+def _ring_case():
+    img = np.full((48, 48), 60, np.uint8)
+    img[18:30, 18:30] = 210                 # bright hematoma, 144 px
+    rim = np.zeros((48, 48), bool)
+    rim[14:34, 14:34] = True
+    rim[18:30, 18:30] = False               # edema rim around it, 4 px thick
+    return img, rim
+
+
+def test_rim_interior_of_closed_rim_is_the_hole():
+    _, rim = _ring_case()
+    inside = hm.rim_interior(rim, closing_radius=0)
+    assert inside.sum() == 144 and not (inside & rim).any()
+
+
+def test_rim_interior_of_open_rim_uses_convex_hull():
+    _, rim = _ring_case()
+    rim[14:18, 22:26] = False               # a 4-px gap in the top side, wider than a closing of radius 1
+    inside = hm.rim_interior(rim, closing_radius=1)
+    assert inside[24, 24] and inside.sum() >= 144
+
+
+def test_derive_hematoma_from_rim_recovers_bright_blob():
+    img, rim = _ring_case()
+    out = hm.derive_hematoma_mask(img, rim=rim, region="rim")
+    truth = np.zeros_like(rim)
+    truth[18:30, 18:30] = True
+    assert (out == truth).all()
+
+
+def test_derive_hematoma_from_box_excludes_rim_and_dark_tissue():
+    img, rim = _ring_case()
+    out = hm.derive_hematoma_mask(img, rim=rim, boxes=[[10, 10, 38, 38, "a"]], region="box")
+    assert out.sum() == 144 and not (out & rim).any()
+
+
+def test_derive_hematoma_empty_without_labels():
+    img, _ = _ring_case()
+    assert not hm.derive_hematoma_mask(img, rim=np.zeros((48, 48), bool)).any()
+
+
+def test_derive_hematoma_rejects_unknown_region():
+    img, rim = _ring_case()
+    with pytest.raises(ConfigError, match="region"):
+        hm.derive_hematoma_mask(img, rim=rim, region="brain")
+
+
+def test_compare_masks_reports_dice():
+    a = np.zeros((4, 4), bool)
+    a[:2, :2] = True
+    b = np.zeros((4, 4), bool)
+    b[:2, :1] = True
+    out = hm.compare_masks([b], [a])
+    assert out["dice_global"] == pytest.approx(2 * 2 / 6)
