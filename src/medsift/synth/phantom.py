@@ -18,6 +18,15 @@ BLUR_SIGMA_PX: tuple[float, float, float] = (0.25, 0.6, 0.6)
 NOISE_HU = 3.0
 
 
+def _kernel_l2(sigma: float, truncate: float = 3.0) -> float:
+    """L2 norm of scipy's discrete 1D Gaussian kernel: the factor by which it scales white-noise std."""
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    return float(np.sqrt((k ** 2).sum()))
+
+
 def sample_subtypes(rng: np.random.Generator) -> tuple[Subtype, ...]:
     """1-3 distinct subtypes, IPH the most likely (weights :data:`SUBTYPE_WEIGHTS`)."""
     names = list(SUBTYPE_WEIGHTS)
@@ -66,7 +75,6 @@ def make_patient(rng: np.random.Generator, *, size: int, n_slices: int,
     label = np.zeros(hu.shape, dtype=np.uint8)
     instance = np.zeros(hu.shape, dtype=np.uint8)
     lesions: list[str] = []
-    blood_texture = rng.standard_normal(hu.shape, dtype=np.float32)
     for subtype in [s for s in PAINT_ORDER if s in chosen]:
         lesion = random_lesion(rng, subtype, anatomy)
         blood = lesion.blood & (label == 0)
@@ -75,16 +83,16 @@ def make_patient(rng: np.random.Generator, *, size: int, n_slices: int,
         lesions.append(subtype.value)
         label[blood] = LABEL_MAP[subtype.value]
         instance[blood] = len(lesions)
-        hu[blood] = lesion.blood_hu + 2.0 * blood_texture[blood]
+        hu[blood] = lesion.blood_hu + 2.0 * rng.standard_normal(int(blood.sum()), dtype=np.float32)
         if lesion.edema is not None:
             edema = lesion.edema & (label == 0)
             label[edema] = LABEL_MAP["edema"]
-            hu[edema] = lesion.edema_hu + 2.0 * blood_texture[edema]
-    hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_PX, mode="nearest")
-    noise = rng.standard_normal(hu.shape, dtype=np.float32)
-    noise = ndimage.gaussian_filter(noise, sigma=(0, 0.6, 0.6))
-    noise *= NOISE_HU * 2.0 * np.sqrt(np.pi) * 0.6  # undo the std reduction of the 2D blur
-    hu = np.clip(np.rint(hu + noise), HU_MIN, HU_MAX).astype(np.float32)
+            hu[edema] = lesion.edema_hu + 2.0 * rng.standard_normal(int(edema.sum()), dtype=np.float32)
+    # Partial-volume blur and CT noise in one filter: white noise blurred with the image becomes correlated noise.
+    gain = 1.0 / np.prod([_kernel_l2(s) for s in BLUR_SIGMA_PX])  # keeps NOISE_HU after the blur
+    hu += (NOISE_HU * gain) * rng.standard_normal(hu.shape, dtype=np.float32)
+    hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_PX, mode="nearest", truncate=3.0)
+    hu = np.clip(np.rint(hu), HU_MIN, HU_MAX).astype(np.float32)
     labels: dict[str, Any] = {
         "label": label,
         "instance": instance,

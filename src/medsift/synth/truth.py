@@ -93,3 +93,25 @@ def read_truth_slices(path) -> pd.DataFrame:
 def read_truth_defects(path) -> pd.DataFrame:
     """Read ``truth/defects.csv`` back with every column as text."""
     return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def summarize(slices: pd.DataFrame, defects: pd.DataFrame) -> dict[str, object]:
+    """Counts for a summary: patients, slices, per subtype (patients, slices, lesion boxes) and defects per kind.
+
+    ``slices`` and ``defects`` as returned by :func:`read_truth_slices` / :func:`read_truth_defects`.
+    Returns ``{"patients": int, "slices": int, "hemorrhage_slices": int, "subtypes": DataFrame indexed by
+    subtype with columns patients/slices/boxes, "defects": Series defect kind -> images}``.
+    """
+    rows = {}
+    for s in Subtype:
+        on = slices[f"label_{s.value}"].astype(int) == 1
+        boxes = sum(1 for bs in slices["boxes"] for b in bs if b[4] == s.value)
+        rows[s.value] = {"patients": int(slices.loc[on, "patient_id"].nunique()), "slices": int(on.sum()),
+                         "boxes": int(boxes)}
+    return {
+        "patients": int(slices["patient_id"].nunique()),
+        "slices": int(len(slices)),
+        "hemorrhage_slices": int((slices["label_hemorrhage"].astype(int) == 1).sum()),
+        "subtypes": pd.DataFrame.from_dict(rows, orient="index"),
+        "defects": defects.groupby("defect").size() if len(defects) else pd.Series(dtype=int),
+    }
