@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "review",
     "export",
     "split",
+    "synth",
 )
 
 app = typer.Typer(
