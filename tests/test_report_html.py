@@ -1,0 +1,156 @@
+"""The workspace report: content, provenance, self-containment, CLI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from report_fixtures import build_run
+from review_fixtures import build_workspace
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.srcs, self.hrefs, self.ids, self.tags = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if "src" in a:
+            self.srcs.append(a["src"])
+        if "href" in a:
+            self.hrefs.append(a["href"])
+        if "id" in a:
+            self.ids.append(a["id"])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from medsift.report.html import build_report
+
+    root = tmp_path_factory.mktemp("report")
+    ws = build_workspace(root)
+    build_run(ws / "runs" / "r1")
+    extra = build_run(root / "elsewhere" / "r2")
+    path = build_report(ws, runs=[extra])
+    html = path.read_text()
+    parser = _Collect()
+    parser.feed(html)
+    return ws, path, html, parser
+
+
+def test_default_path_is_in_workspace(built):
+    ws, path, _, _ = built
+    assert path == ws / "report.html"
+
+
+def test_self_contained_no_network(built):
+    _, _, html, p = built
+    assert p.srcs and all(s.startswith("data:image/png;base64,") for s in p.srcs)
+    assert not any(h.startswith(("http:", "https:", "//")) for h in p.hrefs)
+    assert "script" not in p.tags and "<link" not in html
+
+
+def test_embedded_images_decode(built):
+    from PIL import Image
+
+    _, _, _, p = built
+    for src in p.srcs:
+        img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert img.size[0] > 0
+
+
+def test_class_balance_per_split(built):
+    _, _, html, _ = built
+    # train: P1 slices 1,2 positive of 4 -> 2 / 2 / 0 (50.0%)
+    row = re.search(r"<tr><td>train</td><td>1</td><td>4</td><td>0</td><td>([^<]*)</td></tr>", html)
+    assert row and row.group(1) == "2 / 2 / 0 (50.0%)"
+
+
+def test_findings_table_counts_by_severity(built):
+    _, _, html, _ = built
+    # pairing: P1_01 (error) and orphan P9_99 (error) -> 2 images, 2 errors
+    assert "<tr><td>pairing</td><td>2</td><td>2</td><td>0</td><td>0</td></tr>" in html
+
+
+def test_gallery_leaves_out_ids_not_in_manifest(built):
+    _, _, html, _ = built
+    assert 'alt="P9_99"' not in html and 'alt="P1_01"' in html
+
+
+def test_both_runs_with_metrics_and_ci(built):
+    _, _, html, p = built
+    assert "Run r1" in html and "Run r2" in html
+    assert "<tr><td>auc</td><td>0.875</td><td>0.800 – 0.930</td></tr>" in html
+    assert "<tr><td>n</td><td>40</td><td></td></tr>" in html
+    assert "auc_ci_low" not in html
+
+
+def test_every_figure_names_command_and_config(built):
+    _, _, html, _ = built
+    figures = re.findall(r"<figure id=.*?</figure>", html, flags=re.S)
+    assert len(figures) >= 2 * 4  # per run: curves, confusion, roc, gradcam
+    for fig in figures:
+        assert "produced by <code>medsift " in fig
+    roc = next(f for f in figures if "ROC curve" in f)
+    assert "medsift evaluate" in roc and "--split test" in roc and 'href="runs/r1/config.yaml"' in roc
+
+
+def test_links_are_relative_and_exist(built):
+    ws, path, _, p = built
+    local = [h for h in p.hrefs if not h.startswith("#")]
+    assert local
+    for h in local:
+        assert not h.startswith("/") and (path.parent / h).exists(), h
+
+
+def test_toc_targets_exist(built):
+    _, _, _, p = built
+    targets = [h[1:] for h in p.hrefs if h.startswith("#")]
+    assert targets and set(targets) <= set(p.ids)
+
+
+def test_text_is_escaped(tmp_path):
+    from medsift.report.html import build_report
+
+    ws = build_workspace(tmp_path)
+    (ws / "audit" / "findings.csv").write_text(
+        "image_id,check,severity,score,detail,related_id\nP1_01,pairing,error,1,<script>alert(1)</script>,\n")
+    html = build_report(ws, out=tmp_path / "r.html").read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_missing_run_folder_is_refused(tmp_path):
+    from medsift.errors import ConfigError
+    from medsift.report.html import build_report
+
+    ws = build_workspace(tmp_path)
+    with pytest.raises(ConfigError, match="nope"):
+        build_report(ws, runs=[tmp_path / "nope"])
+
+
+def test_metrics_table_pairs_ci_keys():
+    from medsift.report.figure import Provenance
+    from medsift.report.sections import metrics_table
+
+    t = metrics_table({"dice": 0.5, "dice_ci_high": 0.6, "dice_ci_low": 0.4, "hd95": 3.25},
+                      title="m", provenance=Provenance("x"))
+    assert t.rows == [["dice", "0.500", "0.400 – 0.600"], ["hd95", "3.250", ""]]
+
+
+def test_cli_writes_report(tmp_path):
+    from typer.testing import CliRunner
+
+    from medsift.cli import app
+
+    ws = build_workspace(tmp_path)
+    out = tmp_path / "out" / "rep.html"
+    result = CliRunner().invoke(app, ["report", str(ws), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Dataset overview" in out.read_text()
