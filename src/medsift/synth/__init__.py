@@ -4,6 +4,7 @@ Public API:
     generate(out_dir, *, n_patients=8, seed=0, size=256, slices=(20, 28),
              layouts=("phe-sich", "dicom", "nifti", "folder"), defects=True) -> SynthDataset
     make_patient(rng, *, size, n_slices) -> (hu float32 (Z, H, W), labels dict)
+    patient_volume(patient_id, *, n_patients, seed, size, slices) -> the clean volume of one generated patient
     LABEL_MAP        integer codes of the label volumes (0 bg, 1 IPH, 2 edema, 3 IVH, 4 SAH, 5 EDH, 6 SDH)
     Subtype, Layout, DefectKind   enums of subtypes, output layouts and injected defect kinds
     read_truth_slices(path), read_truth_defects(path)   the ground-truth tables
@@ -20,6 +21,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "generate": "medsift.synth.dataset",
     "SynthDataset": "medsift.synth.dataset",
+    "patient_volume": "medsift.synth.dataset",
     "make_patient": "medsift.synth.phantom",
     "LABEL_MAP": "medsift.synth.lesions",
     "Subtype": "medsift.synth.lesions",

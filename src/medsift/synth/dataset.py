@@ -130,16 +130,34 @@ def generate(out_dir: str | Path, *, n_patients: int = 8, seed: int = 0, size: i
     )
 
 
+def _patient(seed: int, index: int, *, n_patients: int, size: int, lo: int, hi: int):
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+    n_slices = int(rng.integers(lo, hi + 1))
+    subtypes = patient_subtypes(rng, index, n_patients)
+    hu, labels = make_patient(rng, size=size, n_slices=n_slices, subtypes=subtypes)
+    return hu, labels, rng
+
+
+def patient_volume(patient_id: str, *, n_patients: int = 8, seed: int = 0, size: int = 256,
+                   slices: tuple[int, int] = (20, 28)) -> tuple[np.ndarray, dict]:
+    """Regenerate the clean HU volume and labels of one patient of :func:`generate` called with the same
+    arguments (``patient_id`` ``"0001"``...), without writing anything; see :func:`make_patient`."""
+    lo, hi = _validate(n_patients, size, slices)
+    index = int(patient_id) - 1
+    if not 0 <= index < n_patients:
+        raise ConfigError(f"patient_id must be 0001..{n_patients:04d}; got {patient_id!r}")
+    hu, labels, _ = _patient(seed, index, n_patients=n_patients, size=size, lo=lo, hi=hi)
+    return hu, labels
+
+
 def _generate_into(stage: Path, *, n_patients: int, seed: int, size: int, lo: int, hi: int,
                    layouts: tuple[Layout, ...], defects: bool) -> dict[str, dict]:
     truth: dict[str, dict] = {}
     folder_rows: list[dict] = []
     for i in range(n_patients):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
         pid = f"{i + 1:04d}"
-        n_slices = int(rng.integers(lo, hi + 1))
-        subtypes = patient_subtypes(rng, i, n_patients)
-        hu, labels = make_patient(rng, size=size, n_slices=n_slices, subtypes=subtypes)
+        hu, labels, rng = _patient(seed, i, n_patients=n_patients, size=size, lo=lo, hi=hi)
+        n_slices = hu.shape[0]
         z0 = float(np.round(rng.uniform(-80.0, -40.0), 1))
         file_order = rng.permutation(n_slices)
         instance_order = rng.permutation(n_slices)

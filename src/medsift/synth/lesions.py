@@ -227,13 +227,13 @@ def _sample_extra_axial(rng: np.random.Generator, anatomy: Anatomy, *, arc_deg: 
 
 
 def sample_edh(rng: np.random.Generator, anatomy: Anatomy) -> ExtraAxialParams:
-    """Biconvex lens: 20-35 degree half-arc, 9-16 mm thick at the centre, over +-1.5..2.8 slices."""
-    return _sample_extra_axial(rng, anatomy, arc_deg=(20, 35), thick_mm=(9, 16), z_half=(1.5, 2.8), hu=(62, 80))
+    """Biconvex lens: 20-35 degree half-arc, 10-18 mm thick at the centre, over +-1.5..2.8 slices."""
+    return _sample_extra_axial(rng, anatomy, arc_deg=(20, 35), thick_mm=(10, 18), z_half=(1.5, 2.8), hu=(62, 80))
 
 
 def sample_sdh(rng: np.random.Generator, anatomy: Anatomy) -> ExtraAxialParams:
-    """Crescent: 55-85 degree half-arc, 5-11 mm thick, over +-2.5..4.5 slices."""
-    return _sample_extra_axial(rng, anatomy, arc_deg=(55, 85), thick_mm=(5, 11), z_half=(2.5, 4.5), hu=(58, 74))
+    """Crescent: 55-85 degree half-arc, 4-9 mm thick, over +-2.5..4.5 slices."""
+    return _sample_extra_axial(rng, anatomy, arc_deg=(55, 85), thick_mm=(4, 9), z_half=(2.5, 4.5), hu=(58, 74))
 
 
 def _render_extra_axial(p: ExtraAxialParams, a: Anatomy, *, power: float) -> np.ndarray:

@@ -6,6 +6,8 @@ file shows: itself, the original of a duplicate, the partner of a swap), ``label
 ``label_<subtype>`` per subtype (0/1, of the content), ``edema_pixels``, ``n_boxes``, ``boxes`` (JSON list of
 ``[x1, y1, x2, y2, subtype]``, pixels, x2/y2 exclusive), and where the same slice lives in the other layouts:
 ``dicom_path``, ``nifti_path`` + ``nifti_index``, ``folder_filename`` (empty when a layout was not written).
+Only the PHE-SICH layout has defects: the DICOM/NIfTI/folder copies of slice ``X`` are always clean, and
+their labels are those of the row whose ``content_id`` is ``X`` (the same row unless ``X`` was swapped).
 
 ``truth/defects.csv`` has one row per defective image (a swap gives two rows, one per image):
 ``image_id, defect, related_id, detail``.
