@@ -227,16 +227,29 @@ def _probe_volume(c: Candidate) -> list[dict[str, Any]]:
                    hu_intercept=info.intercept, file_hash=file_hash,
                    content_hash=hashlib.sha256(sl.tobytes()).hexdigest(), _problems=list(problems))
         if labels is not None:
-            row.update(mask_volume_index=k, label_hemorrhage=int(labels[0][k]), label_source="mask",
-                       mask_labels=labels[1])
+            row.update({name: int(flags[k]) for name, flags in labels[0].items()})
+            row.update(mask_volume_index=k, label_source="mask", mask_labels=labels[1])
         elif c.mask_path:
             row["mask_path"] = None
         rows.append(row)
     return rows
 
 
-def _volume_labels(c: Candidate, shape: tuple, problems: list) -> tuple[np.ndarray, str] | None:
-    """Per-slice 'any non-zero label' flags and the JSON list of labels, or None when unusable."""
+HEMORRHAGE_NAMES: dict[str, str] = {
+    "hemorrhage": "label_hemorrhage", "haemorrhage": "label_hemorrhage", "ich": "label_hemorrhage",
+    "blood": "label_hemorrhage", "iph": "label_iph", "intraparenchymal": "label_iph", "ivh": "label_ivh",
+    "intraventricular": "label_ivh", "sah": "label_sah", "subarachnoid": "label_sah", "edh": "label_edh",
+    "epidural": "label_edh", "sdh": "label_sdh", "subdural": "label_sdh",
+}
+"""Label names (from a ``dataset.json``) that mean blood; other names (edema, background...) are not."""
+
+
+def _volume_labels(c: Candidate, shape: tuple, problems: list) -> tuple[dict[str, np.ndarray], str] | None:
+    """Per-slice 0/1 label columns and the JSON list of label values, or None when unusable.
+
+    Without label names every non-zero value means hemorrhage; with ``mask_label_names`` (JSON
+    ``{value: name}``) only names in :data:`HEMORRHAGE_NAMES` count, and subtype names fill their column.
+    """
     import json
 
     from medsift.io.nifti import _from_bytes
@@ -261,4 +274,17 @@ def _volume_labels(c: Candidate, shape: tuple, problems: list) -> tuple[np.ndarr
                          f"image volume {tuple(shape)}"))
         return None
     values = sorted(int(v) for v in np.unique(lab) if v != 0)
-    return (lab != 0).reshape(-1, shape[2]).any(axis=0), json.dumps(values)
+    names = c.fields.get("mask_label_names")
+    flat = lab.reshape(-1, shape[2])
+    if not names:
+        return {"label_hemorrhage": (flat != 0).any(axis=0)}, json.dumps(values)
+    by_value = {int(k): str(v).strip().lower() for k, v in json.loads(names).items()}
+    columns: dict[str, np.ndarray] = {"label_hemorrhage": np.zeros(shape[2], bool)}
+    for value, name in by_value.items():
+        column = HEMORRHAGE_NAMES.get(name)
+        if value == 0 or column is None:
+            continue
+        present = (flat == value).any(axis=0)
+        columns[column] = columns.get(column, np.zeros(shape[2], bool)) | present
+        columns["label_hemorrhage"] |= present
+    return columns, json.dumps(values)

@@ -5,7 +5,9 @@ Files are recognised by content ("DICM" at byte 128). Rows group into series by 
 projected on the cross product of ImageOrientationPatient), then InstanceNumber, then id; ``slice_index`` is
 that order. ``slice_thickness_mm`` is the median distance between neighbouring positions when a series has
 several, else the SliceThickness tag. ``patient_id``/``study_id`` come from the header (``unknown`` when
-unreadable). ``image_id`` is the file stem (relative path joined by ``__`` when stems clash).
+unreadable). ``image_id`` is the file stem when stems are unique in the tree; when they clash (``IM_00.dcm`` in
+every series) a readable slice gets ``<PatientID>_s<series rank in patient>_<slice_index:03d>`` (e.g.
+``0001_s0_012``) and an unreadable one its relative path joined by ``__``.
 """
 
 from __future__ import annotations
@@ -80,4 +82,23 @@ def order_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["slice_index"] = k
             if thickness is not None:
                 r["slice_thickness_mm"] = thickness
+    _readable_ids(rows, series)
     return rows
+
+
+def _readable_ids(rows: list[dict[str, Any]], series: dict[str, list[dict[str, Any]]]) -> None:
+    """Replace path-based ids (stems clashed) by ``<patient>_s<series rank>_<slice:03d>`` when unique."""
+    if not any("__" in r["image_id"] for r in rows):
+        return
+    by_patient: dict[str, list[str]] = {}
+    for sid, members in series.items():
+        by_patient.setdefault(str(members[0].get("patient_id")), []).append(sid)
+    rank = {sid: i for sids in by_patient.values() for i, sid in enumerate(sorted(sids))}
+    taken = {r["image_id"] for r in rows if "__" not in r["image_id"]}
+    for r in rows:
+        if "__" not in r["image_id"] or r.get("series_id") not in rank or r.get("slice_index") is None:
+            continue
+        new = f"{r.get('patient_id')}_s{rank[r['series_id']]}_{int(r['slice_index']):03d}"
+        if new not in taken:
+            taken.add(new)
+            r["image_id"] = new

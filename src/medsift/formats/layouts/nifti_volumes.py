@@ -7,8 +7,11 @@ Pairing of label volumes, tried in order:
 
 One row per slice (third voxel axis): ``image_id`` = ``<case>_<kkk>``, ``patient_id`` = ``series_id`` =
 ``case``, ``volume_index`` = ``slice_index`` = k. Every non-zero label counts as lesion for the mask and for
-``label_hemorrhage`` (1 when the slice has any labelled voxel); ``mask_labels`` keeps the JSON list of label
-values in the volume. ``content_hash`` is the sha256 of the slice's stored voxels (``file_hash`` of the file).
+``label_hemorrhage`` (1 when the slice has any labelled voxel), unless ``SRC/dataset.json`` (nnU-Net style,
+``{"labels": {"background": 0, "IPH": 1, "edema": 2, ...}}``) names the labels: then only blood names
+(hemorrhage/ICH, IPH, IVH, SAH, EDH, SDH and their long names) count, subtypes fill ``label_<subtype>``, and
+the names are kept in ``mask_label_names``. The mask from :func:`medsift.io.load_mask` is always every
+non-zero label. ``mask_labels`` keeps the JSON list of label values in the volume. ``content_hash`` is the sha256 of the slice's stored voxels (``file_hash`` of the file).
 """
 
 from __future__ import annotations
@@ -28,6 +31,28 @@ _CHANNEL = re.compile(r"^(.+)_\d{4}$")
 def _case(stem: str) -> str:
     m = _CHANNEL.match(stem)
     return m.group(1) if m else stem
+
+
+def read_label_names(src: Path) -> str | None:
+    """``{value: name}`` as JSON text from ``src/dataset.json`` (nnU-Net v1 or v2 style), or None."""
+    import json
+
+    path = src / "dataset.json"
+    if not path.is_file():
+        return None
+    try:
+        labels = json.loads(path.read_text()).get("labels")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise LayoutError(f"{path}: cannot read label names ({exc}); expected JSON with a 'labels' object")
+    if not isinstance(labels, dict):
+        return None
+    pairs = {}
+    for key, value in labels.items():
+        if str(key).lstrip("-").isdigit():
+            pairs[int(key)] = str(value)          # v1: {"0": "background", "1": "IPH"}
+        elif isinstance(value, int):
+            pairs[value] = str(key)               # v2: {"background": 0, "IPH": 1}
+    return json.dumps({str(k): v for k, v in sorted(pairs.items())}) if pairs else None
 
 
 def scan_nifti(src: Path, *, labels: Path | None = None) -> LayoutScan:
@@ -81,6 +106,11 @@ def scan_nifti(src: Path, *, labels: Path | None = None) -> LayoutScan:
                                    mask_path=str(lab) if lab else None, fields={"series_id": case}))
     if not cands:
         raise LayoutError(f"{src} holds no NIfTI volumes; expected .nii/.nii.gz files or imagesTr/")
+    names = read_label_names(src)
+    if names:
+        for c in cands:
+            if c.mask_path:
+                c.fields["mask_label_names"] = names
     seen: dict[str, int] = {}
     for c in cands:
         seen[c.image_id] = seen.get(c.image_id, 0) + 1
