@@ -48,7 +48,7 @@ class Thumb:
     """One gallery image (PNG data URI) with its id and caption."""
 
     image_id: str
-    data_uri: str
+    data_uri: str | None  # None: the source file could not be rendered (unreadable, corrupt)
     caption: str
 
 
@@ -129,8 +129,8 @@ def overview_section(ws: Workspace, df: pd.DataFrame) -> Section:
         ["slices with a mask", fmt(int(df["mask_path"].notna().sum()))],
         ["slices with boxes", fmt(int(sum(len(b) > 0 for b in df["boxes"])))],
         ["boxes", fmt(int(sum(len(b) for b in df["boxes"])))],
-        ["manifest version", f"v{version.get('version', '?')} ({version.get('reason', '–')}, "
-                             f"{version.get('created', '–')})"],
+        ["manifest version", f"v{version.get('version', '?')}, {version.get('created', '–')}"],
+        ["last change", _short(str(version.get("reason", "–")), 70)],
     ], provenance=ingest)
     sec = Section("dataset", "Dataset overview", tables=[counts, split_table(df, ws)])
     status = df["status"].value_counts()
@@ -144,6 +144,10 @@ def overview_section(ws: Workspace, df: pd.DataFrame) -> Section:
                                   fmt(s.get("patients")), fmt(s.get("annotations_paired")),
                                   fmt(s.get("unpaired"))] for s in summaries], provenance=ingest))
     return sec
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def split_table(df: pd.DataFrame, ws: Workspace) -> Table:
@@ -275,8 +279,7 @@ def audit_section(ws: Workspace, df: pd.DataFrame, *, report_dir: Path) -> Secti
             if r.image_id not in rows_by_id.index:
                 continue
             uri = _thumb(rows_by_id.loc[r.image_id].to_dict())
-            if uri is not None:
-                thumbs.append(Thumb(r.image_id, uri, f"{r.severity} · {fmt(r.score_num, digits=2)} · {r.detail}"))
+            thumbs.append(Thumb(r.image_id, uri, f"{r.severity} · {fmt(r.score_num, digits=2)} · {r.detail}"))
         if thumbs:
             sec.galleries.append(Gallery(f"{check}", thumbs, prov,
                                          note=f"top {len(thumbs)} of {len(grp)} by score; mask red, boxes yellow"))
