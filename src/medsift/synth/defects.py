@@ -152,8 +152,10 @@ def plan_defects(rng: np.random.Generator, slices: list[dict[str, Any]], *, n_pe
                     params = {"variant": "no_leading_zeros"}
                 else:
                     pid, s = _parse(target)
-                    neighbours = [image_id(pid, s + d) for d in (1, -1, 2, -2) if image_id(pid, s + d) in by_id]
-                    related = neighbours[0] if neighbours else ""
+                    neighbours = [image_id(pid, s + d) for d in (1, -1, 2, -2, 3, -3) if image_id(pid, s + d) in by_id]
+                    related = (free(neighbours) or [""])[0]
+                    if related:
+                        used.add(related)
                     params = {"variant": "filename_field" if related else "no_leading_zeros"}
             plans.append(DefectPlan(kind, target, related, params))
     pids = sorted({r["patient_id"] for r in slices})
