@@ -47,9 +47,9 @@ def test_stratification_within_five_points():
     df = _manifest(200, seed=2, pos_rate=0.35)
     out = assign_splits(df, test=0.2, val=0.1, folds=5, seed=7)
     bal = split_balance(out)
-    overall = bal.loc["all", "pct_positive_patients"]
+    overall = bal.loc["all", "pct_pos_patients"]
     for split in ("train", "val", "test"):
-        assert abs(bal.loc[split, "pct_positive_patients"] - overall) <= 5.0
+        assert abs(bal.loc[split, "pct_pos_patients"] - overall) <= 5.0
     folds = out[out["fold"].notna()].groupby("patient_id").agg(fold=("fold", "first"),
                                                                pos=("label_hemorrhage", "max"))
     fold_rates = 100 * folds.groupby("fold")["pos"].mean()
@@ -121,7 +121,20 @@ def test_balance_counts_images_and_patients():
             for p, split, labs in (("a", "train", [1, 0]), ("b", "train", [0, 0]), ("c", "test", [1, 1]))
             for s, lab in enumerate(labs)]
     bal = split_balance(new_manifest(rows))
-    assert bal.loc["train", ["patients", "images", "positive_images", "positive_patients"]].tolist() == [2, 4, 1, 1]
-    assert bal.loc["train", "pct_positive_images"] == pytest.approx(25.0)
-    assert bal.loc["test", "pct_positive_patients"] == pytest.approx(100.0)
+    assert bal.loc["train", ["patients", "images", "pos_images", "pos_patients"]].tolist() == [2, 4, 1, 1]
+    assert bal.loc["train", "pct_pos_images"] == pytest.approx(25.0)
+    assert bal.loc["test", "pct_pos_patients"] == pytest.approx(100.0)
     assert bal.loc["all", "images"] == 6
+
+
+def test_bins_keep_slice_balance_when_every_patient_is_positive():
+    # like PHE-SICH: every patient has some positive slices, in very different shares
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(80):
+        n, share = int(rng.integers(15, 40)), rng.uniform(0.02, 0.6)
+        rows += [{"image_id": f"{p}_{s}", "patient_id": str(p), "image_path": "/x", "format": "png",
+                  "label_hemorrhage": int(s < share * n)} for s in range(n)]
+    bal = split_balance(assign_splits(new_manifest(rows), seed=0, bins=3))
+    for split in ("train", "val", "test"):
+        assert abs(bal.loc[split, "pct_pos_images"] - bal.loc["all", "pct_pos_images"]) <= 5.0

@@ -10,10 +10,12 @@ Procedure of :func:`assign_splits` (all draws from ``numpy.random.default_rng(se
 1. Active rows only (``status == "ok"`` and not ``excluded``); other rows get empty ``split``/``fold``.
 2. Groups = patients, merged through ``duplicate_pairs`` (connected components).
 3. Each group gets a stratum: for a ``label_*`` column, 1 if any of its slices is positive (unknown counts
-   as negative); for another column, its most common value.
+   as negative), positive groups further split into ``bins`` quantile bins of their positive-slice share;
+   for another column, its most common value.
 4. ``test`` then ``val`` fractions of the groups are drawn inside each stratum (largest-remainder rounding,
    so every stratum keeps its share).
-5. ``fold`` 0..folds-1 is given to the non-test groups with sklearn ``StratifiedKFold`` on the group table.
+5. ``fold`` 0..folds-1 is given to the non-test groups (train and val) with sklearn ``StratifiedKFold`` on
+   the group table.
 
 Example:
     >>> df = assign_splits(manifest, test=0.2, val=0.1, folds=5, seed=0)  # doctest: +SKIP
@@ -79,17 +81,28 @@ def patient_groups(df: pd.DataFrame, duplicate_pairs: Iterable[tuple[str, str]] 
     return patients.map(dict(zip(names, first)))
 
 
-def _group_strata(df: pd.DataFrame, groups: pd.Series, stratify: str | None) -> pd.Series:
+def _group_strata(df: pd.DataFrame, groups: pd.Series, stratify: str | None, bins: int) -> tuple[pd.Series, pd.Series]:
+    """(fine, coarse) stratum per group. Coarse: any positive slice (label column) or the most common value;
+    fine: positive groups further cut into ``bins`` quantile bins of their positive-slice fraction."""
     if stratify is None:
-        return pd.Series(0, index=pd.Index(sorted(groups.unique())))
+        zero = pd.Series("0", index=pd.Index(sorted(groups.unique())))
+        return zero, zero
     if stratify not in df.columns:
         raise ConfigError(f"stratify column {stratify!r} is not in the manifest; label columns: "
                           f"{[c for c in df.columns if c.startswith(LABEL_PREFIX)]}")
     if stratify.startswith(LABEL_PREFIX):
         pos = pd.to_numeric(df[stratify], errors="coerce").fillna(0).astype(float) > 0
-        return pos.groupby(groups.to_numpy()).any().astype(int).sort_index()
+        frac = pos.groupby(groups.to_numpy()).mean().sort_index()
+        coarse = (frac > 0).astype(int).astype(str)
+        fine = coarse.copy()
+        positive = frac[frac > 0]
+        if bins > 1 and len(positive) >= 2 * bins:
+            cut = pd.qcut(positive.rank(method="first"), q=bins, labels=False)
+            fine.loc[positive.index] = "1." + cut.astype(int).astype(str)
+        return fine, coarse
     values = df[stratify].astype(str)
-    return values.groupby(groups.to_numpy()).agg(lambda v: v.value_counts().index[0]).sort_index()
+    mode = values.groupby(groups.to_numpy()).agg(lambda v: v.value_counts().index[0]).sort_index()
+    return mode, mode
 
 
 def _stratified_take(strata: pd.Series, fraction: float, n_total: int, rng: np.random.Generator) -> set:
@@ -111,7 +124,7 @@ def _stratified_take(strata: pd.Series, fraction: float, n_total: int, rng: np.r
 
 def assign_splits(df: pd.DataFrame, *, test: float = 0.2, val: float = 0.1, folds: int = 5,
                   stratify: str | None = "label_hemorrhage", seed: int = 0,
-                  duplicate_pairs: Iterable[tuple[str, str]] | None = None) -> pd.DataFrame:
+                  duplicate_pairs: Iterable[tuple[str, str]] | None = None, bins: int = 3) -> pd.DataFrame:
     """Assign ``split`` (train/val/test) and ``fold`` per patient group.
 
     Args:
@@ -122,6 +135,9 @@ def assign_splits(df: pd.DataFrame, *, test: float = 0.2, val: float = 0.1, fold
         stratify: column to stratify on (a ``label_*`` column is summarised as "any positive slice"), or None.
         seed: seed of every random draw.
         duplicate_pairs: ``(image_id, image_id)`` near-duplicates; their patients are kept together.
+        bins: positive groups are also stratified by ``bins`` quantile bins of their share of positive slices
+            (keeps the slice-level balance too, e.g. when every patient is positive); 1 = off. Used when
+            there are at least ``2 * bins`` positive groups.
 
     Returns:
         A copy of ``df`` with ``split`` and ``fold`` filled for active rows and empty for the others.
@@ -139,7 +155,7 @@ def assign_splits(df: pd.DataFrame, *, test: float = 0.2, val: float = 0.1, fold
     if rows.empty:
         return out
     groups = patient_groups(rows, duplicate_pairs)
-    strata = _group_strata(rows, groups, stratify)
+    strata, coarse = _group_strata(rows, groups, stratify, bins)
     rng = np.random.default_rng(seed)
     n = len(strata)
     test_groups = _stratified_take(strata, test, n, rng)
@@ -148,21 +164,26 @@ def assign_splits(df: pd.DataFrame, *, test: float = 0.2, val: float = 0.1, fold
     split_of = {g: ("test" if g in test_groups else "val" if g in val_groups else "train") for g in strata.index}
     out.loc[act, "split"] = groups.map(split_of).to_numpy()
     if folds >= 2:
-        fold_of = _folds(rest, folds, seed)
+        fold_of = _folds(rest, coarse[rest.index], folds, seed)
         out.loc[act, "fold"] = pd.array(groups.map(fold_of).to_numpy(), dtype="Int64")
     return out
 
 
-def _folds(strata: pd.Series, folds: int, seed: int) -> dict:
+def _folds(fine: pd.Series, coarse: pd.Series, folds: int, seed: int) -> dict:
+    """Fold per group: StratifiedKFold on the fine strata, else the coarse ones, else plain KFold (when a
+    stratum has fewer groups than folds)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    if len(strata) < folds:
-        raise ConfigError(f"{folds} folds need at least {folds} non-test patient groups; got {len(strata)}")
-    names = strata.index.to_numpy()
-    y = strata.astype(str).to_numpy()
-    if strata.value_counts().min() >= folds:
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(names, y)
-    else:  # a stratum smaller than the fold count cannot be spread over every fold
+    if len(fine) < folds:
+        raise ConfigError(f"{folds} folds need at least {folds} non-test patient groups; got {len(fine)}")
+    names = fine.index.to_numpy()
+    splitter = None
+    for strata in (fine, coarse):
+        if strata.value_counts().min() >= folds:
+            y = strata.astype(str).to_numpy()
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(names, y)
+            break
+    if splitter is None:
         splitter = KFold(n_splits=folds, shuffle=True, random_state=seed).split(names)
     fold_of = {}
     for k, (_, held) in enumerate(splitter):
@@ -207,8 +228,8 @@ def split_balance(df: pd.DataFrame, *, label: str | None = "label_hemorrhage",
     """Class balance per split (plus ``all``) over rows with a split.
 
     Returns:
-        DataFrame indexed by split with patients, images, and for ``label``: positive_images,
-        pct_positive_images, positive_patients, pct_positive_patients (percent, 0..100).
+        DataFrame indexed by split (train, val, test, all) with patients, images, and for ``label``:
+        pos_images, pct_pos_images, pos_patients, pct_pos_patients (percent, 0..100).
     """
     assigned = df[df["split"].notna()]
     parts = [(s, assigned[assigned["split"] == s]) for s in splits] + [("all", assigned)]
@@ -219,10 +240,10 @@ def split_balance(df: pd.DataFrame, *, label: str | None = "label_hemorrhage",
             pos = pd.to_numeric(part[label], errors="coerce").fillna(0) > 0
             pos_pat = pos.groupby(part["patient_id"].astype(str).to_numpy()).any()
             rec.update({
-                "positive_images": int(pos.sum()),
-                "pct_positive_images": 100.0 * float(pos.mean()) if len(part) else float("nan"),
-                "positive_patients": int(pos_pat.sum()),
-                "pct_positive_patients": 100.0 * float(pos_pat.mean()) if len(pos_pat) else float("nan"),
+                "pos_images": int(pos.sum()),
+                "pct_pos_images": 100.0 * float(pos.mean()) if len(part) else float("nan"),
+                "pos_patients": int(pos_pat.sum()),
+                "pct_pos_patients": 100.0 * float(pos_pat.mean()) if len(pos_pat) else float("nan"),
             })
         records.append(rec)
     return pd.DataFrame(records).set_index("split")

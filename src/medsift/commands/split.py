@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         stratify: str = typer.Option("label_hemorrhage", help="Column to stratify on ('none' to disable); "
                                      "label_* columns are summarised per patient as 'any positive slice'."),
         seed: int = typer.Option(0, help="Seed of the random draws."),
+        bins: int = typer.Option(3, min=1, help="Also stratify positive patients by this many quantile bins of "
+                                 "their positive-slice share (1 = off)."),
     ) -> None:
         """Assign split and fold per patient (duplicates from the audit kept together); fail on leakage."""
         import pandas as pd
@@ -34,19 +36,24 @@ def register(app: typer.Typer) -> None:
         if findings_path.is_file():
             pairs = duplicate_pairs_from_findings(pd.read_csv(findings_path, dtype=str))
         strat = None if stratify.lower() == "none" else stratify
-        out = assign_splits(df, test=test, val=val, folds=folds, stratify=strat, seed=seed, duplicate_pairs=pairs)
+        out = assign_splits(df, test=test, val=val, folds=folds, stratify=strat, seed=seed,
+                            duplicate_pairs=pairs, bins=bins)
         check_leakage(out, duplicate_pairs=pairs)
         balance = split_balance(out, label=strat if strat and strat.startswith("label_") else None)
-        version = ws.write(out, reason=f"split test={test} val={val} folds={folds} stratify={strat} seed={seed}")
+        version = ws.write(out, reason=f"split test={test} val={val} folds={folds} stratify={strat} "
+                                        f"bins={bins} seed={seed}")
         atomic_write_bytes(ws.sub("splits") / "balance.csv", balance.to_csv().encode())
 
         console = Console()
         table = Table(title=f"class balance ({strat or 'no stratification'})")
+        short = {"patients": "patients", "images": "images", "pos_images": "pos img", "pct_pos_images": "% pos img",
+                 "pos_patients": "pos pat", "pct_pos_patients": "% pos pat"}
         table.add_column("split")
         for col in balance.columns:
-            table.add_column(col, justify="right")
-        for name, rec in balance.iterrows():
-            table.add_row(str(name), *[f"{v:.1f}" if isinstance(v, float) else str(v) for v in rec.tolist()])
+            table.add_column(short.get(col, col), justify="right")
+        for name in balance.index:
+            table.add_row(str(name), *[f"{v:.1f}" if col.startswith("pct") else str(int(v))
+                                       for col, v in balance.loc[name].items()])
         console.print(table)
         n_off = int(out["split"].isna().sum())
         console.print(f"{len(pairs)} duplicate pair(s) kept together; {n_off} excluded/unreadable row(s) left "
