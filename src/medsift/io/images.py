@@ -66,7 +66,8 @@ class RasterInfo:
 
 def _open(data: bytes, path: str | Path, *, verify_only: bool = False):
     """Open with the bomb guard; decode fully, or for ``verify_only`` PNGs check every chunk CRC and the
-    end of the stream without decompressing (catches truncation and corruption, ~15x faster)."""
+    end of the stream without decompressing (catches truncation and corruption, ~15x faster). After a
+    verify only ``size``/``mode``/``format`` of the returned image may be used."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -76,12 +77,11 @@ def _open(data: bytes, path: str | Path, *, verify_only: bool = False):
             img = Image.open(io.BytesIO(data))
             if verify_only and img.format == "PNG":
                 img.verify()
-                img = Image.open(io.BytesIO(data))
             else:
                 img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{path}: refused as a decompression bomb ({exc}); "
-                          f"expected at most {MAX_IMAGE_PIXELS} pixels") from None
+                                 f"expected at most {MAX_IMAGE_PIXELS} pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise FormatError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return img
