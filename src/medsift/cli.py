@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "split",
     "synth",
+    "augment_preview",
 )
 
 app = typer.Typer(
