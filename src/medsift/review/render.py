@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 from enum import Enum
 from typing import Any, Mapping, Sequence
 
@@ -102,8 +103,11 @@ def _stored_window(row: Mapping[str, Any] | None) -> tuple[float, float] | None:
 
 
 def compose(gray: np.ndarray, *, mask: np.ndarray | None, boxes: Sequence[Sequence[Any]],
-            overlays: Sequence[Overlay]) -> np.ndarray:
-    """Gray uint8 (H, W) + overlays -> RGB uint8 (H, W, 3). Mask as a translucent red fill, boxes in yellow."""
+            overlays: Sequence[Overlay], display_size: int | None = None) -> np.ndarray:
+    """Gray uint8 (H, W) + overlays -> RGB uint8 (H, W, 3). Mask as a translucent red fill, boxes in yellow.
+
+    Box lines are about 1.5 display pixels wide once the image is scaled to ``display_size`` (longer side).
+    """
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
     if Overlay.MASK in overlays and mask is not None and mask.shape == gray.shape and mask.any():
         color = np.asarray(MASK_RGB, dtype=np.float32)
@@ -111,7 +115,7 @@ def compose(gray: np.ndarray, *, mask: np.ndarray | None, boxes: Sequence[Sequen
     out = rgb.astype(np.uint8)
     if Overlay.BOXES in overlays and boxes:
         h, w = gray.shape
-        thick = max(1, round(max(h, w) / 256))
+        thick = max(1, math.ceil(1.5 * max(h, w) / (display_size or max(h, w))))
         for box in boxes:
             x1, y1, x2, y2 = (int(round(float(v))) for v in box[:4])
             x1, x2 = sorted((max(0, min(w - 1, x1)), max(0, min(w - 1, x2 - 1))))
@@ -146,5 +150,6 @@ def render_png(row: Mapping[str, Any], *, window: str = "brain", overlays: Seque
     gray = to_display(pixels, has_hu=has_hu, window=window, row=row)
     mask = load_mask(row) if Overlay.MASK in overlays else None
     boxes = row.get("boxes") if Overlay.BOXES in overlays else None
-    rgb = compose(gray, mask=mask, boxes=list(boxes) if boxes is not None else [], overlays=overlays)
+    rgb = compose(gray, mask=mask, boxes=list(boxes) if boxes is not None else [], overlays=overlays,
+                  display_size=size)
     return encode_png(rgb, size=size)

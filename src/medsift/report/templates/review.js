@@ -294,6 +294,10 @@ async function init() {
   $("nb-next").addEventListener("click", () => showNeighbour("next"));
   $("nb-cur").addEventListener("click", () => { S.neighbour = null; renderImage(); });
   document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", () => {
+    const j = S.items.findIndex((x) => x.image_id === decodeURIComponent(location.hash.slice(1)));
+    if (j >= 0 && j !== S.index) go(j);
+  });
   const wanted = decodeURIComponent(location.hash.slice(1));
   let start = S.items.findIndex((x) => x.image_id === wanted);
   if (start < 0) start = Math.max(0, S.items.findIndex((x) => !x.decision));
