@@ -1,1 +1,1 @@
-"""medsift.metrics"""
+"""Metrics: pure functions of labels and scores; bootstrap intervals resample patients."""
