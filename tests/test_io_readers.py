@@ -119,3 +119,31 @@ def test_load_mask_without_mask_is_none():
 def test_missing_file_raises_format_error_with_path(tmp_path):
     with pytest.raises(FormatError, match="nope.png"):
         load_slice({"image_path": str(tmp_path / "nope.png"), "format": "png"})
+
+
+def test_pillow_global_limit_is_left_as_it_was():
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    probe_raster(fx.png_bytes(fx.gray()), "x.png")
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_clinical_sheet_with_two_rows_for_a_patient_is_refused(tmp_path):
+    from medsift.io.clinical import read_clinical
+
+    path = fx.write(tmp_path / "c.csv", b"patient_id,age\n0001,70\n0001,71\n")
+    with pytest.raises(FormatError, match=r"\['0001'\] have several rows"):
+        read_clinical(path)
+
+
+def test_clinical_ids_match_after_normalising():
+    import pandas as pd
+
+    from medsift.io.clinical import join_clinical
+
+    manifest = pd.DataFrame({"image_id": ["a", "b"], "patient_id": ["0007", "0008"]})
+    sheet = pd.DataFrame({"patient_id": ["7"], "clinical_age": ["64"]})
+    joined, report = join_clinical(manifest, sheet)
+    assert joined["clinical_age"].tolist()[0] == "64" and pd.isna(joined["clinical_age"].tolist()[1])
+    assert report["manifest_patients_without_row"] == ["0008"]

@@ -56,7 +56,12 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
             continue
         name = "clinical_" + re.sub(r"[^0-9a-z]+", "_", str(c).strip().lower()).strip("_")
         out[name] = sheet[c]
-    return out[out["patient_id"].str.len() > 0].drop_duplicates("patient_id")
+    out = out[out["patient_id"].str.len() > 0]
+    duplicated = sorted(out.loc[out["patient_id"].duplicated(), "patient_id"].unique())
+    if duplicated:
+        raise FormatError(f"clinical sheet {path.name}: patients {duplicated[:10]} have several rows; "
+                          f"expected one row per patient")
+    return out
 
 
 def join_clinical(manifest: pd.DataFrame, sheet: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

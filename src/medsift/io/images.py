@@ -70,7 +70,7 @@ def _open(data: bytes, path: str | Path, *, verify_only: bool = False):
     verify only ``size``/``mode``/``format`` of the returned image may be used."""
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -84,6 +84,8 @@ def _open(data: bytes, path: str | Path, *, verify_only: bool = False):
                                  f"expected at most {MAX_IMAGE_PIXELS} pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise FormatError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous  # the guard applies to medsift's reads only
     return img
 
 
