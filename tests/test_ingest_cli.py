@@ -33,10 +33,16 @@ def test_cli_unknown_layout_lists_valid_layouts(bad_src, tmp_path):
     assert "valid: dicom, folder, nifti, phe-sich" in str(result.exception)
 
 
-def test_cli_missing_layout_option_is_a_usage_error(bad_src, tmp_path):
+def test_cli_missing_layout_says_which_layouts_exist(bad_src, tmp_path):
     result = runner.invoke(app, ["ingest", str(bad_src), "--workspace", str(tmp_path / "w")])
-    assert result.exit_code == 2
-    assert "--layout" in result.output
+    assert result.exit_code != 0
+    assert "missing --layout; expected one of: dicom, folder, nifti, phe-sich" in str(result.exception)
+
+
+def test_cli_missing_workspace_is_explained(bad_src):
+    result = runner.invoke(app, ["ingest", str(bad_src), "--layout", "phe-sich"])
+    assert result.exit_code != 0
+    assert "missing --workspace" in str(result.exception)
 
 
 def test_cli_labels_for_phe_layout_says_what_to_use(bad_src, tmp_path):

@@ -40,6 +40,8 @@ def _check_args(src: Path, ws: Workspace, source: str, n_jobs: int, labels: Path
         raise ConfigError(f"n_jobs must be >= 1; got {n_jobs}")
     if not src.exists():
         raise LayoutError(f"source folder {src} does not exist")
+    if ws.root.exists() and not ws.root.is_dir():
+        raise ConfigError(f"workspace {ws.root} is a file; expected a folder (new or an existing workspace)")
     if ws.root == src or ws.root.is_relative_to(src):
         raise ConfigError(f"workspace {ws.root} is inside the source folder {src}; medsift never writes into "
                           f"source data, expected a workspace outside it")

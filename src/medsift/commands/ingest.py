@@ -14,8 +14,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         src: Path = typer.Argument(..., help="Source folder (read only, never modified)."),
-        layout: str = typer.Option(..., "--layout", "-l", help="Layout of SRC: phe-sich, folder, dicom or nifti."),
-        workspace: Path = typer.Option(..., "--workspace", "-w", help="Workspace folder (created if needed)."),
+        layout: Optional[str] = typer.Option(None, "--layout", "-l",
+                                             help="Layout of SRC (required): phe-sich, folder, dicom or nifti."),
+        workspace: Optional[Path] = typer.Option(None, "--workspace", "-w",
+                                                 help="Workspace folder (required; created if needed)."),
         source: str = typer.Option("default", help="Name of this source; its rows replace earlier ones of "
                                                    "the same name, other sources are kept."),
         labels: Optional[Path] = typer.Option(None, help="Labels CSV (folder layout): filename + label columns."),
@@ -23,8 +25,16 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Worker processes reading files."),
     ) -> None:
         """Scan SRC with a layout, read every file once, and write WS/manifest.parquet with a status per row."""
+        from medsift.errors import ConfigError
+        from medsift.formats.layouts import LAYOUTS
         from medsift.ingest import ingest as run_ingest
         from medsift.ingest import read_summary
+
+        if layout is None:
+            raise ConfigError(f"missing --layout; expected one of: {', '.join(LAYOUTS.names())}")
+        if workspace is None:
+            raise ConfigError("missing --workspace; expected the folder of the workspace to create or extend, "
+                              "e.g. --workspace ws/")
 
         run_ingest(src, layout=layout, workspace=workspace, source=source, labels=labels, clinical=clinical,
                    n_jobs=jobs, show_progress=True)
