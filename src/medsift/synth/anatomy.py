@@ -198,20 +198,27 @@ def render_anatomy(params: AnatomyParams, *, size: int, n_slices: int) -> Anatom
     # Interhemispheric fissure (front and back), longer toward the vertex.
     fissure = brain & (np.abs(x) < 0.6 + 0.2 * size / 256) & ((yn < -0.25) | (yn > 0.4 - 0.3 * h3))
 
-    def on_slices(env: np.ndarray, draw) -> np.ndarray:
-        """Run ``draw(env, xn, yn, idx)`` only on slices where the height envelope ``env`` is positive."""
+    def on_slices(env: np.ndarray, draw, *, reach: float = 1.0) -> np.ndarray:
+        """Run ``draw(env, xn, yn, idx)`` only on slices where the height envelope ``env`` is positive, and
+        only on the central window ``|xn|, |yn| <= reach`` (structures that stay near the middle)."""
         out = np.zeros_like(brain)
         idx = np.flatnonzero(env > 0.02)
         if idx.size:
+            r0 = max(int(cy - reach * ay0 * 1.05) - 1, 0)
+            r1 = min(int(cy + reach * ay0 * 1.05) + 2, size)
+            c0 = max(int(cx - reach * ax0 * 1.2) - 1, 0)
+            c1 = min(int(cx + reach * ax0 * 1.2) + 2, size)
             e = env[idx][:, None, None]
-            out[idx] = draw(e, xn0 / s3[idx], yn0 / s3[idx], idx) & brain[idx]
+            win = (slice(None), slice(r0, r1), slice(c0, c1))
+            sub = draw(e, xn0[win] / s3[idx], yn0[win] / s3[idx], idx)
+            out[idx, r0:r1, c0:c1] = sub & brain[idx, r0:r1, c0:c1]
         return out
 
     # Sylvian fissures and basal cisterns (low slices).
     cistern = on_slices(_bell(h, 0.33, 0.12), lambda e, xn, yn, i: (
         (np.abs(yn + 0.08 - 0.1 * np.abs(xn)) < 0.012 + 0.018 * e) & (np.abs(xn) > 0.25) & (np.abs(xn) < 0.25 + 0.6 * e)))
     cistern |= on_slices(_bell(h, 0.2, 0.1), lambda e, xn, yn, i: (
-        np.abs(np.sqrt((xn / 0.2) ** 2 + ((yn - 0.1) / 0.2) ** 2) - 1.0) < 0.08 + 0.1 * e))
+        np.abs(np.sqrt((xn / 0.2) ** 2 + ((yn - 0.1) / 0.2) ** 2) - 1.0) < 0.08 + 0.1 * e), reach=0.45)
 
     # Ventricles: two banana-shaped lateral ventricles (narrow frontal horns, wide occipital horns) + third.
     def lateral(e: np.ndarray, xn: np.ndarray, yn: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -226,13 +233,14 @@ def render_anatomy(params: AnatomyParams, *, size: int, n_slices: int) -> Anatom
             out |= _ellipse(u, v, length, width + 0.5 / ax3[idx])
         return out
 
-    ventricles = on_slices(_bell(h, 0.5, 0.2), lateral)
+    ventricles = on_slices(_bell(h, 0.5, 0.2), lateral, reach=0.6)
     ventricles |= on_slices(_bell(h, 0.34, 0.1), lambda e, xn, yn, i: (
-        _ellipse(x, yn - 0.12, 0.5 + 1.2 * e * mm, 0.12 * e) & (e > 0.05)))
+        _ellipse(xn * ax0 * s3[i], yn - 0.12, 0.5 + 1.2 * e * mm, 0.12 * e) & (e > 0.05)), reach=0.4)
     ventricles &= depth_brain > 4.0 * mm
     # Deep grey nuclei lateral to the ventricles.
     nuclei = on_slices(_bell(h, 0.42, 0.14), lambda e, xn, yn, i: (
-        (_ellipse(xn - 0.32, yn - 0.05, 0.1 * e, 0.2 * e) | _ellipse(xn + 0.32, yn - 0.05, 0.1 * e, 0.2 * e)) & (e > 0.05)))
+        (_ellipse(xn - 0.32, yn - 0.05, 0.1 * e, 0.2 * e) | _ellipse(xn + 0.32, yn - 0.05, 0.1 * e, 0.2 * e)) & (e > 0.05)),
+        reach=0.5)
     hu = np.where(nuclei, DEEP_GREY_HU + texture, hu)
 
     csf = (intracranial & ~brain) | sulci | fissure | cistern
