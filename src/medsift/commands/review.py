@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -14,6 +15,9 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8765, min=0, max=65535, help="TCP port (0 = any free port)."),
         host: str = typer.Option("127.0.0.1", help="Address to bind; keep 127.0.0.1 unless you know why not."),
         reviewer: str = typer.Option("anonymous", help="Your name, written with every decision."),
+        queue: str = typer.Option("findings", help="findings (the audit's) or disagreements (model vs label)."),
+        run: List[Path] = typer.Option([], "--run", help="Run folder with evaluations of WS (disagreements; "
+                                                          "runs under WS/runs are always read)."),
     ) -> None:
         """Serve the review page on http://HOST:PORT/; decisions go to WS/review/decisions.csv at once."""
         from rich.console import Console
@@ -26,4 +30,4 @@ def register(app: typer.Typer) -> None:
             console.print(f"review page: [bold]{url}[/]  (Ctrl-C stops; decisions are saved to "
                           f"{decisions_path(workspace)} as you make them)")
 
-        serve(workspace, host=host, port=port, reviewer=reviewer, on_ready=ready)
+        serve(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=tuple(run), on_ready=ready)

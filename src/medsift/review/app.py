@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,13 @@ _ASSETS = {"review.js": "text/javascript", "review.css": "text/css"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+class QueueSource(str, Enum):
+    """What the expert steps through."""
+
+    FINDINGS = "findings"              # WS/audit/findings.csv
+    DISAGREEMENTS = "disagreements"    # predictions.csv of runs evaluated on WS where prediction != label
+
+
 def decisions_path(workspace: str | Path) -> Path:
     """``WS/review/decisions.csv``."""
     return Workspace.at(workspace).root / "review" / "decisions.csv"
@@ -41,7 +49,7 @@ def decisions_path(workspace: str | Path) -> Path:
 class ReviewState:
     """What one server holds: manifest rows by id, the queue, the PNG cache and a prefetch worker."""
 
-    def __init__(self, workspace: str | Path, *, reviewer: str) -> None:
+    def __init__(self, workspace: str | Path, *, reviewer: str, queue: "QueueSource", runs: tuple[Path, ...]) -> None:
         from medsift.review.cache import PngCache
         from medsift.review.decisions import latest_decisions
         from medsift.review.queue import build_queue, read_findings
@@ -49,7 +57,14 @@ class ReviewState:
         self.ws = Workspace.at(workspace)
         manifest = self.ws.read()
         self.rows: dict[str, dict[str, Any]] = {r["image_id"]: r for r in manifest.to_dict("records")}
-        self.items = build_queue(manifest, read_findings(self.ws.root / "audit" / "findings.csv"))
+        if queue is QueueSource.DISAGREEMENTS:
+            from medsift.review.disagreements import disagreement_findings
+
+            findings = disagreement_findings(self.ws.root, runs)
+        else:
+            findings = read_findings(self.ws.root / "audit" / "findings.csv")
+        self.queue = queue
+        self.items = build_queue(manifest, findings)
         self.order = {it["image_id"]: i for i, it in enumerate(self.items)}
         self.labels = [c for c in manifest.columns if c.startswith("label_") and c != "label_source"]
         self.reviewer = reviewer
@@ -84,13 +99,15 @@ class ReviewState:
             pass
 
 
-def create_app(workspace: str | Path, *, reviewer: str = "anonymous", allowed_hosts: frozenset[str] = LOCAL_HOSTS,
-               prerender: int = 8):
+def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
+               runs: tuple[str | Path, ...] = (), allowed_hosts: frozenset[str] = LOCAL_HOSTS, prerender: int = 8):
     """Build the Flask app for one workspace.
 
     Args:
         workspace: the workspace folder (needs ``manifest.parquet``; findings from ``audit/findings.csv``).
         reviewer: name written with every decision.
+        queue: ``findings`` (the audit's) or ``disagreements`` (model vs label, from evaluated runs).
+        runs: run folders to read predictions from besides ``WS/runs/*`` (``disagreements`` only).
         allowed_hosts: host names accepted in the ``Host`` header (port ignored).
         prerender: how many queue items to render in the background at start (default view).
     """
@@ -101,7 +118,11 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", allowed_ho
 
     if not 0 < len(reviewer) <= MAX_REVIEWER or not reviewer.isprintable():
         raise ConfigError(f"reviewer must be 1..{MAX_REVIEWER} printable characters; got {reviewer!r}")
-    state = ReviewState(workspace, reviewer=reviewer)
+    try:
+        queue = QueueSource(queue)
+    except ValueError:
+        raise ConfigError(f"queue must be one of {[q.value for q in QueueSource]}; got {queue!r}") from None
+    state = ReviewState(workspace, reviewer=reviewer, queue=queue, runs=tuple(Path(r) for r in runs))
     app = Flask("medsift.review", static_folder=None)
     app.url_map.merge_slashes = False  # "//etc/passwd" must not be redirected into something else
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
@@ -156,7 +177,8 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", allowed_ho
         with state.lock:
             latest = dict(state.latest)
         out = [dict(it, decision=latest.get(it["image_id"])) for it in state.items]
-        return jsonify(reviewer=state.reviewer, workspace=state.ws.root.name, labels=state.labels,
+        return jsonify(reviewer=state.reviewer, workspace=state.ws.root.name, queue=state.queue.value,
+                       labels=state.labels,
                        windows=windows, default_window=default_window, default_overlays=default_overlays,
                        items=out)
 
@@ -229,17 +251,25 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", allowed_ho
     return app
 
 
-def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          reviewer: str = "anonymous", on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the review app until interrupted (Ctrl-C). Decisions are on disk as soon as they are made.
-
-    ``on_ready`` is called with the page URL once the socket is bound (``port=0`` picks a free port).
-    """
+def make_review_server(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                       reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
+                       runs: tuple[str | Path, ...] = ()):
+    """A threaded werkzeug server for the app, bound but not yet serving (``port=0``: any free port)."""
     from werkzeug.serving import make_server
 
     hosts = LOCAL_HOSTS | {host.lower()}
-    app = create_app(workspace, reviewer=reviewer, allowed_hosts=frozenset(hosts))
-    server = make_server(host, port, app, threaded=True)
+    app = create_app(workspace, reviewer=reviewer, queue=queue, runs=runs, allowed_hosts=frozenset(hosts))
+    return make_server(host, port, app, threaded=True)
+
+
+def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
+          runs: tuple[str | Path, ...] = (), on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the review app until interrupted (Ctrl-C). Decisions are on disk as soon as they are made.
+
+    ``on_ready`` is called with the page URL once the socket is bound.
+    """
+    server = make_review_server(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=runs)
     if on_ready is not None:
         on_ready(f"http://{host}:{server.server_port}/")
     try:

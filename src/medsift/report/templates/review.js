@@ -273,7 +273,7 @@ async function init() {
   S.window = data.default_window;
   S.overlays = new Set(data.default_overlays.split(",").filter(Boolean));
   $("reviewer").textContent = data.reviewer;
-  $("ws").textContent = data.workspace;
+  $("ws").textContent = `${data.workspace} · ${data.queue}`;
   const wins = $("windows");
   S.windows.forEach((w, i) => {
     const b = document.createElement("button");
