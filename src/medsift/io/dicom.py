@@ -37,6 +37,10 @@ class DicomInfo:
     window_center: float | None
     window_width: float | None
     modality: str | None
+    sop_instance_uid: str | None = None
+    bits_stored: int | None = None
+    pixel_representation: int | None = None
+    photometric: str | None = None
 
 
 def _first_float(value: Any) -> float | None:
@@ -134,7 +138,16 @@ def _dicom_info(ds) -> DicomInfo:
         window_center=_first_float(ds.get("WindowCenter")),
         window_width=_first_float(ds.get("WindowWidth")),
         modality=_text(ds, "Modality"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        bits_stored=_int(ds.get("BitsStored")),
+        pixel_representation=_int(ds.get("PixelRepresentation")),
+        photometric=_text(ds, "PhotometricInterpretation"),
     )
+
+
+def _int(value: Any) -> int | None:
+    number = _first_float(value)
+    return int(number) if number is not None else None
 
 
 def to_hu(stored: np.ndarray, *, slope: float, intercept: float) -> np.ndarray:

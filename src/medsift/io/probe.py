@@ -115,6 +115,8 @@ def _probe_dicom(row: dict, data: bytes, problems: list) -> None:
         "window_center": info.window_center, "window_width": info.window_width,
         "width": info.columns or None, "height": info.rows or None,
         "dicom_instance_number": info.instance_number, "dicom_modality": info.modality,
+        "dicom_sop_instance_uid": info.sop_instance_uid, "dicom_bits_stored": info.bits_stored,
+        "dicom_pixel_representation": info.pixel_representation, "dicom_photometric": info.photometric,
         "dicom_position": list(info.position) if info.position else None,
         "dicom_orientation": list(info.orientation) if info.orientation else None,
     }
