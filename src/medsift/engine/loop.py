@@ -1,0 +1,295 @@
+"""The one training loop for every task.
+
+``fit`` trains ``task``'s model on ``datasets["train"]``, validates on ``datasets["val"]`` each epoch, keeps
+``RUN/last.pt`` (everything needed to resume) and ``RUN/best.pt`` (weights of the best validation epoch), and
+writes ``history.csv``, ``curves.png``, ``train.log`` and TensorBoard events. Randomness of epoch ``e`` derives
+from ``(seed, e)`` only, so a run killed after epoch ``k`` and resumed ends exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsift.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from medsift.engine.config import SamplerKind, SchedulerKind, TrainConfig
+from medsift.engine.device import amp_dtype, autocast, select_device
+from medsift.engine.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from medsift.engine.history import TensorBoardLog, write_history
+from medsift.engine.sampler import EpochSampler
+from medsift.engine.seeding import derive_seed, seed_torch
+from medsift.errors import ConfigError
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`: best validation value and epoch, epochs run, seconds trained, why it stopped."""
+
+    best_metric: float
+    best_epoch: int
+    epochs_run: int
+    elapsed_s: float
+    stop_reason: str
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _better(metric: str, new: float, old: float) -> bool:
+    if not math.isfinite(new):
+        return False
+    if not math.isfinite(old):
+        return True
+    return new < old if metric.endswith("loss") else new > old
+
+
+def build_loader(dataset, *, batch_size: int, sampler=None, num_workers: int, collate, pin: bool, seed: int):
+    """A DataLoader feeding ``(index, sample_seed)`` items; workers persist across epochs."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    if sampler is None:
+        sampler = [(i, 0) for i in range(len(dataset))]
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                      pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False,
+                      prefetch_factor=4 if num_workers > 0 else None,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
+    """Move every tensor of a batch dict to ``device`` (non-blocking)."""
+    import torch
+
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def predict(task, model, loader, device, *, amp: bool = False) -> dict[str, np.ndarray]:
+    """Run ``task.predict_batch`` over a loader; concatenated numpy outputs plus ``index`` (dataset positions)."""
+    import torch
+
+    dtype = amp_dtype(device, amp)
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for batch in loader:
+            batch = to_device(batch, device)
+            with autocast(device, dtype):
+                out = task.predict_batch(model, batch)
+            out["index"] = batch["index"].cpu().numpy()
+            for k, v in out.items():
+                parts.setdefault(k, []).append(np.asarray(v))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _scheduler(optimizer, config: TrainConfig, total_steps: int):
+    import torch
+
+    kind = SchedulerKind(config.scheduler)
+    if kind is SchedulerKind.ONECYCLE:
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 1),
+                                                   pct_start=0.15)
+    if kind is SchedulerKind.COSINE:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
+        show_progress: bool | None = None, log=None) -> FitResult:
+    """Train ``task`` and return a :class:`FitResult`.
+
+    Args:
+        task: a :class:`medsift.tasks.base.Task` whose ``build_datasets`` produced ``datasets``.
+        datasets: ``{"train": Dataset, "val": Dataset}``; items are looked up with ``(index, sample_seed)``.
+        config: the run configuration.
+        out_dir: the run folder.
+        resume: continue from ``out_dir/last.pt`` when present.
+        show_progress: rich progress bar with throughput (default: when attached to a terminal).
+        log: callable(str) receiving one line per epoch (default: append to ``train.log`` only).
+    """
+    import torch
+
+    out = Path(out_dir)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    dist = init_distributed()
+    device = select_device(config.device)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    if "train" not in datasets or "val" not in datasets or len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
+        raise ConfigError(f"training needs non-empty train and val datasets; got "
+                          f"{ {k: len(v) for k, v in datasets.items()} }; run `medsift split WS` first")
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    seed_torch(derive_seed(config.seed, 0))
+    model = task.build_model(config).to(device)
+    net = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    dtype = amp_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    weights = task.sample_weights(datasets["train"]) if config.sampler == SamplerKind.BALANCED.value else None
+    sampler = EpochSampler(len(datasets["train"]), seed=config.seed, weights=weights, rank=dist.rank,
+                           world=dist.world)
+    pin = device.type == "cuda"
+    train_loader = build_loader(datasets["train"], batch_size=config.batch_size, sampler=sampler,
+                                num_workers=config.num_workers, collate=task.collate, pin=pin, seed=config.seed)
+    val_loader = build_loader(datasets["val"], batch_size=config.batch_size, num_workers=min(config.num_workers, 1),
+                              collate=task.collate, pin=pin, seed=config.seed)
+    steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, int(config.max_steps_per_epoch))
+    scheduler = _scheduler(optimizer, config, steps_per_epoch * config.epochs)
+
+    metric = config.early_stop_metric
+    state = {"epoch": 0, "step": 0, "best": float("nan"), "best_epoch": -1, "bad_epochs": 0, "elapsed_s": 0.0,
+             "history": []}
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        for key in state:
+            state[key] = ckpt[key]
+    tb = TensorBoardLog(out) if dist.is_main else TensorBoardLog(out, enabled=False)
+    lines = []
+
+    def emit(text: str) -> None:
+        lines.append(text)
+        if dist.is_main:
+            with open(out / "train.log", "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            if log is not None:
+                log(text)
+
+    if tb.note:
+        emit(tb.note)
+    emit(f"device={device} amp={dtype} train={len(datasets['train'])} val={len(datasets['val'])} "
+         f"steps/epoch={steps_per_epoch} start_epoch={state['epoch']}")
+    budget_s = config.max_minutes * 60.0 if config.max_minutes else math.inf
+    stop_reason = "epochs"
+    if show_progress is None:
+        import sys
+
+        show_progress = sys.stderr.isatty() and dist.is_main
+    progress = _Progress(show_progress)
+    if state["epoch"] >= config.epochs:
+        stop_reason = "already complete"
+    try:
+        for epoch in range(state["epoch"], config.epochs):
+            if state["elapsed_s"] >= budget_s:
+                stop_reason = "time budget"
+                break
+            sampler.set_epoch(epoch)
+            seed_torch(derive_seed(config.seed, epoch, 1))
+            net.train()
+            t0 = time.perf_counter()
+            losses, seen, steps = [], 0, 0
+            progress.start(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
+            for batch in train_loader:
+                batch = to_device(batch, device)
+                with autocast(device, dtype):
+                    output = net(batch["image"])
+                    loss = task.loss(batch, output)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                steps += 1
+                state["step"] += 1
+                seen += int(batch["image"].shape[0])
+                losses.append(float(loss.detach()))
+                elapsed = time.perf_counter() - t0
+                progress.advance(loss=losses[-1], rate=seen * dist.world / max(elapsed, 1e-9))
+                if steps >= steps_per_epoch or state["elapsed_s"] + elapsed >= budget_s:
+                    break
+            train_s = time.perf_counter() - t0
+            progress.stop()
+            row: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else math.nan,
+                                     "lr": float(scheduler.get_last_lr()[0]),
+                                     "train_images_per_s": seen * dist.world / max(train_s, 1e-9)}
+            improved = False
+            if dist.is_main:
+                preds = predict(task, unwrap(net), val_loader, device, amp=config.amp)
+                val = task.val_metrics(preds, datasets["val"])
+                row.update({f"val_{k}": float(v) for k, v in val.items()})
+                value = float(val.get(metric.removeprefix("val_"), math.nan))
+                improved = _better(metric, value, state["best"])
+                if improved:
+                    state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
+                else:
+                    state["bad_epochs"] += 1
+            state["elapsed_s"] += time.perf_counter() - t0
+            row["elapsed_s"] = state["elapsed_s"]
+            state["epoch"] = epoch + 1
+            state["history"] = state["history"] + [row]
+            if dist.is_main:
+                if improved:
+                    save_checkpoint(best_path, {"model": unwrap(net).state_dict(), "epoch": epoch + 1,
+                                                "metric": metric, "value": state["best"]})
+                save_checkpoint(last_path, {
+                    "model": unwrap(net).state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "config": config.to_dict(), **state})
+                write_history(state["history"], out)
+                tb.log(row, epoch + 1)
+                emit(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            stop = config.patience > 0 and state["bad_epochs"] >= config.patience
+            if broadcast_flag(dist, stop, device):
+                stop_reason = f"early stopping ({metric} did not improve for {config.patience} epochs)"
+                break
+            if state["elapsed_s"] >= budget_s:
+                stop_reason = "time budget"
+                break
+    finally:
+        progress.stop()
+        tb.close()
+        barrier(dist)
+    if dist.is_main and not best_path.is_file():
+        save_checkpoint(best_path, {"model": unwrap(net).state_dict(), "epoch": state["epoch"], "metric": metric,
+                                    "value": state["best"]})
+    emit(f"stopped: {stop_reason}; best {metric}={state['best']:.4g} at epoch {state['best_epoch']}")
+    return FitResult(best_metric=float(state["best"]), best_epoch=int(state["best_epoch"]),
+                     epochs_run=int(state["epoch"]), elapsed_s=float(state["elapsed_s"]), stop_reason=stop_reason,
+                     history=list(state["history"]))
+
+
+class _Progress:
+    """A rich progress bar showing loss and throughput (images/s); a no-op when hidden."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self._bar = None
+        self._task = None
+
+    def start(self, description: str, total: int) -> None:
+        if not self.show:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} img/s"),
+                             TimeRemainingColumn(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, loss=math.nan, rate=0.0)
+
+    def advance(self, *, loss: float, rate: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, loss=loss, rate=rate)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+__all__ = ["FitResult", "fit", "predict", "build_loader", "to_device", "DistInfo"]

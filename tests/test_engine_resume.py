@@ -1,0 +1,61 @@
+"""A run killed (SIGKILL) after an epoch and resumed ends with the same metrics as an uninterrupted run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine_fixtures import train_tiny
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = """
+import sys
+sys.path.insert(0, {here!r})
+from engine_fixtures import train_tiny
+train_tiny({out!r}, kill_after_epoch=2, epochs=4, augment="light")
+"""
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    _, _, result = train_tiny(out, epochs=4, augment="light")
+    return out, result
+
+
+def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path):
+    full_dir, full = uninterrupted
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), out=str(out))], timeout=300)
+    assert proc.returncode == -9  # SIGKILL after epoch 2
+    saved = torch.load(out / "last.pt", weights_only=True)
+    assert saved["epoch"] == 2
+    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light")
+    assert resumed.epochs_run == 4
+    last_full, last_resumed = full.history[-1], resumed.history[-1]
+    for key in ("train_loss", "val_loss", "val_auc", "val_f1"):
+        assert last_resumed[key] == pytest.approx(last_full[key], rel=1e-6, abs=1e-9), key
+    assert resumed.best_metric == pytest.approx(full.best_metric)
+
+
+def test_checkpoints_load_with_weights_only(uninterrupted):
+    out, _ = uninterrupted
+    last = torch.load(out / "last.pt", weights_only=True)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert last["epoch"] == 4 and len(last["history"]) == 4
+    assert set(best["model"]) == set(last["model"])
+
+
+def test_history_csv_has_one_row_per_epoch(uninterrupted):
+    import pandas as pd
+
+    out, _ = uninterrupted
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert {"train_loss", "val_loss", "val_auc"} <= set(history.columns)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
