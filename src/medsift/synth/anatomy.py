@@ -246,6 +246,33 @@ def render_anatomy(params: AnatomyParams, *, size: int, n_slices: int) -> Anatom
     csf = (intracranial & ~brain) | sulci | fissure | cistern
     csf &= ~ventricles
     hu = np.where(csf | ventricles, CSF_HU - 1.0 * (ventricles & ~csf), hu).astype(np.float32)
+
+    # Skull base (lowest slices): petrous ridges running forward to the midline, and the air-filled
+    # sphenoid sinus with its bony wall in front of them. Makes low slices differ front to back.
+    def petrous(e: np.ndarray, xn: np.ndarray, yn: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        out = np.zeros(xn.shape, dtype=bool)
+        for side in (-1.0, 1.0):
+            p0 = np.array([side * 0.78, 0.18])
+            p1 = np.array([side * 0.16, -0.1])
+            d = p1 - p0
+            t = np.clip(((xn - p0[0]) * d[0] + (yn - p0[1]) * d[1]) / float(d @ d), 0.0, 1.0)
+            dist2 = (xn - p0[0] - t * d[0]) ** 2 + (yn - p0[1] - t * d[1]) ** 2
+            out |= (dist2 < (0.012 + 0.05 * e) ** 2) & (e > 0.15)
+        return out
+
+    base_env = _bell(h, 0.03, 0.16)
+    base_bone = on_slices(base_env, petrous)
+    base_bone |= on_slices(base_env, lambda e, xn, yn, i: (
+        _ellipse(xn, yn + 0.3, 0.05 + 0.12 * e, 0.04 + 0.09 * e) & (e > 0.25)), reach=0.5)
+    sinus = on_slices(base_env, lambda e, xn, yn, i: (_ellipse(xn, yn + 0.3, 0.1 * e, 0.07 * e) & (e > 0.25)), reach=0.5)
+    base_bone &= ~sinus
+    hu = np.where(base_bone, BONE_DIPLOE_HU + 300.0 + 10.0 * texture, hu)
+    hu = np.where(sinus, AIR_HU, hu).astype(np.float32)
+    skull = skull | base_bone
+    intracranial = intracranial & ~base_bone & ~sinus
+    csf &= intracranial
+    ventricles &= intracranial
+    brain &= intracranial
     parenchyma = brain & ~csf & ~ventricles
     return Anatomy(
         hu=hu, head=head, skull=skull, intracranial=intracranial, parenchyma=parenchyma,
