@@ -188,3 +188,20 @@ def test_clashing_ids_across_sources_are_prefixed_with_source(tmp_path):
                                                                 "siteB__0002_00"}
     assert set(df.loc[df["source"] == "siteA", "image_id"]) == {"0001_00", "0001_01", "0002_00"}
     assert read_summary(ws, "siteB")["ids_prefixed_with_source"] is True
+
+
+def test_nifti_nnunet_folders_pair_labels_without_channel_suffix(tmp_path):
+    import shutil
+
+    flat = fx.make_nifti(tmp_path)
+    src = tmp_path / "nnunet"
+    (src / "imagesTr").mkdir(parents=True)
+    (src / "labelsTr").mkdir()
+    shutil.copy(flat / "case1.nii.gz", src / "imagesTr" / "case1_0000.nii.gz")
+    shutil.copy(flat / "case1_seg.nii.gz", src / "labelsTr" / "case1.nii.gz")
+    shutil.copy(flat / "case1_seg.nii.gz", src / "labelsTr" / "orphan.nii.gz")
+    df = ingest(src, layout="nifti", workspace=tmp_path / "ws", n_jobs=2).set_index("image_id")
+    assert list(df.index) == [f"case1_{k:03d}" for k in range(5)]
+    assert list(df["label_hemorrhage"]) == [0, 1, 0, 1, 0]
+    unpaired = pd.read_csv(tmp_path / "ws" / "ingest" / "default" / "unpaired_annotations.csv")
+    assert unpaired["annotation_path"].str.endswith("orphan.nii.gz").tolist() == [True]
