@@ -26,6 +26,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "split",
     "synth",
     "augment_preview",
+    "pretrain",
+    "train",
+    "evaluate",
+    "predict",
 )
 
 app = typer.Typer(
