@@ -112,3 +112,14 @@ def test_labels_value_other_than_0_1_is_recorded(tmp_path):
     df = ingest(src, layout="folder", workspace=tmp_path / "ws", labels=labels, n_jobs=1).set_index("image_id")
     assert df.loc["ID_b", "status"] == "bad_label" and "maybe" in df.loc["ID_b", "status_detail"]
     assert df.loc["ID_a", "label_hemorrhage"] == 1
+
+
+def test_decompression_bomb_is_recorded_as_too_large(tmp_path, monkeypatch):
+    from medsift.io import images as io_images
+
+    src = tmp_path / "bomb"
+    fx.write(src / "images" / "0001_00.png", fx.png_bytes(fx.gray(h=64, w=64)))  # 4096 px
+    fx.write(src / "images" / "0001_01.png", fx.png_bytes(fx.gray(h=8, w=8)))    # 64 px
+    monkeypatch.setattr(io_images, "MAX_IMAGE_PIXELS", 1000)
+    df = ingest(src, layout="phe-sich", workspace=tmp_path / "ws", n_jobs=1).set_index("image_id")
+    assert df.loc["0001_00", "status"] == "too_large" and df.loc["0001_01", "status"] == "ok"
