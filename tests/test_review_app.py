@@ -27,9 +27,10 @@ def client(ws):
 
 
 def _png(data: bytes) -> np.ndarray:
+    """Decode a served PNG as RGB (gray PNGs are sent when nothing coloured is drawn)."""
     from PIL import Image
 
-    return np.asarray(Image.open(io.BytesIO(data)))
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def test_items_most_severe_first_with_neighbours(client):
@@ -47,6 +48,13 @@ def test_image_is_the_source_pixels_without_overlays(client):
     rgb = _png(resp.data)
     assert rgb.shape == (64, 64, 3)
     np.testing.assert_array_equal(rgb[..., 0], slice_pixels(1, 0))  # 8-bit data shown as stored
+
+
+def test_plain_image_is_sent_as_gray_png(client):
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(client.get("/api/image/P1_00.png?overlay=mask,boxes").data)).mode == "L"
+    assert Image.open(io.BytesIO(client.get("/api/image/P1_01.png?overlay=mask").data)).mode == "RGB"
 
 
 def test_mask_overlay_tints_only_mask_pixels(client):
