@@ -6,8 +6,9 @@ is a hematoma mask. The hematoma is the bright (fresh blood, ~50-90 HU) blob tha
 it can be recovered as the bright pixels inside the region the labels enclose:
 
 1. region: the inside of the edema rim (rim closed, holes filled, rim removed), and/or the boxes;
-2. band: pixels of the windowed slice within ``[low, high]``; ``low`` defaults to Otsu's threshold of the
-   region's pixels (blood is the bright mode), ``high`` (254) leaves out saturated bone;
+2. band: pixels of the windowed slice within ``(low, high]``; ``low`` defaults to Otsu's threshold of the
+   region's and the rim's pixels (blood is the bright mode, edema the dark one), ``high`` (254) leaves out
+   saturated bone;
 3. cleanup: holes filled, components under ``min_pixels`` dropped.
 
 It is a heuristic label (``label_source = "derived"``): check it (:func:`compare_masks` on phantoms whose
@@ -94,7 +95,7 @@ def derive_hematoma_mask(image: np.ndarray, *, rim: np.ndarray | None = None,
         rim: (H, W) perihematomal edema mask, or None.
         boxes: hemorrhage boxes ``[x1, y1, x2, y2, label]`` in pixels, or None.
         region: where to look (:class:`HematomaRegion`).
-        low: lower bound of the blood band (pixel value); None = Otsu threshold inside the region.
+        low: lower bound of the blood band (pixel value); None = Otsu threshold of region + rim pixels.
         high: upper bound (bone saturates at 255 in a brain window).
         min_pixels: components smaller than this are dropped.
         closing_radius: pixels, to seal small gaps of the rim.
@@ -126,8 +127,8 @@ def derive_hematoma_mask(image: np.ndarray, *, rim: np.ndarray | None = None,
         area |= box_area
     if not area.any():
         return area
-    values = img[area]
-    lo = _otsu(values) if low is None else float(low)
+    reference = area | (np.asarray(rim) > 0) if rim is not None else area  # the dark edema as the other class
+    lo = _otsu(img[reference]) if low is None else float(low)
     mask = area & (img > lo) & (img <= high)
     mask = binary_fill_holes(mask) & area
     return remove_small_components(mask, min_pixels=int(min_pixels))

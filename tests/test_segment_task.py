@@ -1,0 +1,286 @@
+"""The segment task on phantoms: crop sampling, 2.5D edges, inference, engine training, evaluation, exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from medsift.errors import ConfigError  # noqa: E402
+from medsift.tasks import segment as sg  # noqa: E402
+from medsift.tasks import seg_outputs as so  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def phantom_ws(tmp_path_factory):
+    """3 phantom patients (PHE-SICH layout, 128 px) ingested, split by patient, cached with 2.5D context 1."""
+    from medsift.engine.config import TrainConfig
+    from medsift.engine.runner import cache_for
+    from medsift.ingest import ingest
+    from medsift.manifest import active
+    from medsift.split import assign_splits
+    from medsift.synth.testing import tiny_dataset
+    from medsift.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("segtask")
+    synth = tiny_dataset(root / "src")
+    ingest(synth.phe_sich, layout="phe-sich", workspace=root / "ws")
+    ws = Workspace.at(root / "ws")
+    df = active(assign_splits(ws.read(), test=0.34, val=0.34, folds=0, seed=0, stratify=None))
+    cfg = TrainConfig(task="segment", epochs=1, batch_size=4, lr=3e-3, amp=False, device="cpu", num_workers=0,
+                      early_stop_metric="dice_global", patience=0, bootstrap=50, max_steps_per_epoch=2,
+                      sampler="balanced", preprocess={"size": 128, "windows": ["brain"], "context": 1})
+    cache = cache_for(ws, df, cfg)
+    return {"root": root, "df": df, "cfg": cfg, "cache": cache, "synth": synth}
+
+
+@pytest.fixture(scope="session")
+def trained(phantom_ws):
+    """A 2-step training run through the engine, its calibration and the test predictions."""
+    import dataclasses
+
+    from medsift.engine.loop import build_loader, fit, predict
+
+    cfg = dataclasses.replace(phantom_ws["cfg"], segment={"crop": 64}) if hasattr(phantom_ws["cfg"], "segment") \
+        else phantom_ws["cfg"]
+    task = sg.SegmentTask(cfg)
+    if not hasattr(cfg, "segment"):
+        task.options = sg.SegmentOptions(crop=64)
+    datasets = task.build_datasets(phantom_ws["df"], phantom_ws["cache"], cfg)
+    run = phantom_ws["root"] / "run"
+    result = fit(task, datasets, cfg, run)
+    model = task.build_model(cfg)
+    model.load_state_dict(torch.load(run / "best.pt", weights_only=True)["model"])
+    model.eval()
+    dev = torch.device("cpu")
+    loader = build_loader(datasets["test"], batch_size=4, num_workers=0, collate=task.collate, pin=False, seed=0)
+    preds = predict(task, model, loader, dev)
+    return {"task": task, "datasets": datasets, "result": result, "preds": preds, "run": run, "model": model}
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+
+
+def test_head_box_hand_computed():
+    img = np.zeros((1, 10, 12), np.uint8)
+    img[0, 2:5, 3:9] = 50
+    assert sg.head_box(img) == (2, 5, 3, 9)
+    assert sg.head_box(np.zeros((4, 6), np.uint8)) == (0, 4, 0, 6)
+
+
+def test_positive_crops_contain_the_lesion():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[70:73, 10:13] = 1
+    lesion = np.flatnonzero(mask.ravel())
+    for seed in range(20):
+        p = sg.sample_crop(mask.shape, size=32, lesion=lesion, box=(0, 100, 0, 100),
+                           rng=np.random.default_rng(seed), positive_fraction=1.0)
+        assert mask[p.y0:p.y0 + 32, p.x0:p.x0 + 32].any()
+        assert 0 <= p.y0 <= 68 and 0 <= p.x0 <= 68
+
+
+def test_background_crops_centre_inside_head_box():
+    for seed in range(20):
+        p = sg.sample_crop((100, 100), size=20, lesion=None, box=(40, 50, 60, 70),
+                           rng=np.random.default_rng(seed))
+        cy, cx = p.y0 + 10, p.x0 + 10
+        assert 40 <= cy < 50 and 60 <= cx < 70
+
+
+def test_apply_crop_flips_image_and_mask_together():
+    img = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, 0] = 1
+    x, y = sg.apply_crop(img, mask, sg.CropParams(0, 0, 2, True, 1.0))
+    assert x.shape == (1, 2, 2) and y.shape == (1, 2, 2)
+    assert np.allclose(x[0] * 255, [[1, 0], [5, 4]])
+    assert y[0, 0, 1] == 1 and y.sum() == 1
+
+
+def test_apply_crop_pads_when_crop_exceeds_slice():
+    img = np.full((1, 3, 3), 255, np.uint8)
+    x, y = sg.apply_crop(img, np.ones((3, 3), np.uint8), sg.CropParams(0, 0, 5, False, 1.0))
+    assert x.shape == (1, 5, 5) and x[0, :3, :3].min() == 1.0 and x[0, 4].max() == 0.0 and y.sum() == 9
+
+
+def test_same_seed_same_crop():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[30:34, 30:34] = 1
+    lesion = np.flatnonzero(mask.ravel())
+    a = sg.sample_crop(mask.shape, size=32, lesion=lesion, box=(0, 64, 0, 64), rng=np.random.default_rng(5))
+    b = sg.sample_crop(mask.shape, size=32, lesion=lesion, box=(0, 64, 0, 64), rng=np.random.default_rng(5))
+    assert a == b
+
+
+def test_options_reject_crop_not_multiple_of_16():
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        sg.SegmentOptions(crop=100)
+
+
+def test_options_from_train_config_map_model_and_loss():
+    from medsift.engine.config import ModelConfig, TrainConfig
+
+    cfg = TrainConfig(task="segment", loss="focal", model=ModelConfig(arch="segresnet"))
+    opts = sg.segment_options(cfg)
+    assert opts.model == "segresnet" and opts.loss == "dice_focal"
+
+
+def test_round_box_grows_to_multiple_of_16_inside_image():
+    y0, y1, x0, x1 = sg._round_box((10, 30, 100, 120), 128, 128, 16)
+    assert (y1 - y0) % 16 == 0 and (x1 - x0) % 16 == 0
+    assert y0 <= 10 and y1 >= 30 and x0 <= 100 and x1 >= 120 and x1 <= 128
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+
+class _Local(torch.nn.Module):
+    """A 1x1 convolution: local and translation-equivariant, so cropping and flipping commute with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 1)
+        torch.nn.init.constant_(self.conv.weight, 4.0)
+        torch.nn.init.constant_(self.conv.bias, -1.0)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_head_crop_inference_matches_full_pass_inside_and_is_background_outside():
+    x = torch.zeros(1, 1, 64, 64)
+    x[..., 20:40, 10:30] = torch.rand(1, 1, 20, 20)
+    model = _Local()
+    full = sg.predict_logits(model, x, options=sg.SegmentOptions(head_crop=False))
+    box = torch.as_tensor([[20, 40, 10, 30]])
+    cropped = sg.predict_logits(model, x, boxes=box, options=sg.SegmentOptions(head_crop=True))
+    y0, y1, x0, x1 = sg._round_box((20, 40, 10, 30), 64, 64, 16)
+    assert torch.allclose(cropped[..., y0:y1, x0:x1], full[..., y0:y1, x0:x1])
+    assert float(cropped[..., 0, 63]) == -20.0
+
+
+def test_tta_and_sliding_window_agree_with_plain_pass_for_a_local_model():
+    x = torch.rand(2, 1, 64, 64)
+    model = _Local()
+    plain = sg.predict_logits(model, x, options=sg.SegmentOptions(head_crop=False))
+    tta = sg.predict_logits(model, x, options=sg.SegmentOptions(head_crop=False, tta=True))
+    sw = sg.predict_logits(model, x, options=sg.SegmentOptions(head_crop=False, roi=32))
+    assert torch.allclose(plain, tta, atol=1e-6) and torch.allclose(plain, sw, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ 2.5D
+
+
+def test_25d_channels_repeat_the_edge_slice_at_volume_ends(phantom_ws):
+    task = sg.SegmentTask(phantom_ws["cfg"])
+    df = phantom_ws["df"]
+    ds = task.dataset(df, phantom_ws["cache"], augment=False)
+    pid = ds.patients[0]
+    mine = np.flatnonzero(ds.patients == pid)
+    order = mine[np.argsort(ds.slice_index[mine])]
+    first, second, last = order[0], order[1], order[-1]
+    img = lambda i: np.asarray(ds.images[ds.positions[i]])  # noqa: E731
+    assert np.array_equal(img(first)[0], img(first)[1])       # no slice before the first: itself repeated
+    assert np.array_equal(img(last)[2], img(last)[1])         # no slice after the last
+    assert np.array_equal(img(second)[0], img(first)[1])      # the previous neighbour of slice 2 is slice 1
+    assert ds.center_channel == 1
+
+
+def test_sample_weights_give_lesion_slices_half_the_draws(phantom_ws):
+    task = sg.SegmentTask(phantom_ws["cfg"])
+    ds = task.dataset(phantom_ws["df"], phantom_ws["cache"], augment=True)
+    w = task.sample_weights(ds)
+    assert w[ds.has_lesion()].sum() / w.sum() == pytest.approx(0.5)
+
+
+def test_val_metrics_of_perfect_predictions(phantom_ws):
+    task = sg.SegmentTask(phantom_ws["cfg"])
+    ds = task.dataset(phantom_ws["df"], phantom_ws["cache"], augment=False)
+    probs = np.stack([np.asarray(ds.masks[p]) * 255 for p in ds.positions]).astype(np.uint8)
+    out = task.val_metrics({"index": np.arange(len(ds))[::-1], "prob": probs[::-1]}, ds)
+    assert out["dice_global"] == 1.0 and out["dice_per_image"] == 1.0 and out["auc"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ engine
+
+
+def test_engine_trains_and_writes_checkpoint(trained):
+    assert (trained["run"] / "best.pt").is_file()
+    assert trained["result"].epochs_run == 1
+    assert set(trained["preds"]) >= {"prob", "index"}
+    assert trained["preds"]["prob"].dtype == np.uint8
+
+
+def test_evaluate_writes_contract_metrics_and_overlays(trained, tmp_path):
+    task, ds = trained["task"], trained["datasets"]["test"]
+    out = task.evaluate(trained["preds"], ds, calibration={"threshold": 0.5}, out_dir=tmp_path)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("dice_global", "iou_global", "sensitivity_global", "specificity_global", "dice_per_image",
+                "dice_per_patient", "hd95", "n_images", "n_patients"):
+        assert key in data
+    for key in ("dice_global", "dice_per_patient"):
+        assert f"{key}_ci_low" in data and f"{key}_ci_high" in data
+    assert data["n_images"] == len(ds)
+    assert out["slice_tp"] + out["slice_fp"] + out["slice_fn"] + out["slice_tn"] == len(ds)
+    assert sorted(p.name.split("_")[0] for p in (tmp_path / "overlays").iterdir())[:1] == ["best"]
+
+
+def test_evaluate_exports_round_trip(trained, tmp_path):
+    from medsift.formats.masks import read_mask_png
+
+    task, ds = trained["task"], trained["datasets"]["test"]
+    # perfect predictions make the expected exported masks known: the ground truth itself
+    probs = np.stack([np.asarray(ds.masks[p]) * 255 for p in ds.positions]).astype(np.uint8)
+    task.evaluate({"index": np.arange(len(ds)), "prob": probs}, ds, calibration={"threshold": 0.5},
+                  out_dir=tmp_path)
+    truth = {iid: np.asarray(ds.masks[p]) > 0 for iid, p in zip(ds.image_ids, ds.positions)}
+    rle = so.read_coco_rle(tmp_path / "predictions" / "coco_rle.json")
+    assert set(rle) == set(truth)
+    for iid, m in truth.items():
+        post = rle[iid]
+        assert np.array_equal(read_mask_png(tmp_path / "predictions" / "masks" / f"{iid}.png"), post)
+        assert not (post & ~m).any()  # post-processing only removes pixels
+    pid = ds.patients[0]
+    vol = so.read_nifti_volume(tmp_path / "predictions" / "nifti" / f"{pid}.nii.gz")
+    mine = np.flatnonzero(ds.patients == pid)
+    order = mine[np.argsort(ds.slice_index[mine])]
+    assert vol.shape[0] == len(order)
+    assert np.array_equal(vol[0], rle[ds.image_ids[order[0]]])
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+
+def test_overlay_colours_truth_prediction_and_overlap():
+    img = np.zeros((8, 8), np.uint8)
+    t = np.zeros((8, 8), bool)
+    t[1:4, 1:4] = True
+    p = np.zeros((8, 8), bool)
+    p[2:6, 2:6] = True
+    rgb = so.overlay(img, t, p)
+    assert tuple(rgb[1, 1]) == so.GT_COLOR                      # truth-only outline
+    assert tuple(rgb[5, 5]) == so.PRED_COLOR                    # prediction-only outline
+    assert rgb[3, 3, 0] > 100 and rgb[3, 3, 1] > 100 and rgb[3, 3, 2] < 60  # overlap: yellow
+
+
+def test_pick_cases_best_median_worst():
+    cases = so.pick_cases([0.5, 0.9, 0.1, np.nan, 0.7], per_group=1)
+    assert cases == {"best": [1], "median": [0], "worst": [2]}
+
+
+def test_nifti_export_orders_slices_and_keeps_spacing(tmp_path):
+    import nibabel as nib
+
+    a, b = np.zeros((4, 5), bool), np.ones((4, 5), bool)
+    paths = so.export_nifti_volumes(tmp_path, ["P", "P"], [3, 1], [a, b], spacing_mm=[0.5, 0.5],
+                                    slice_thickness_mm=[5.0, 5.0])
+    vol = so.read_nifti_volume(paths[0])
+    assert vol.shape == (2, 4, 5) and vol[0].all() and not vol[1].any()
+    assert np.allclose(nib.load(str(paths[0])).header.get_zooms(), (0.5, 0.5, 5.0))
