@@ -65,7 +65,8 @@ def _info(img, path: str | Path) -> NiftiInfo:
         shape = shape[:3]
     if len(shape) != 3:
         raise FormatError(f"{path}: NIfTI data has shape {img.shape}; expected a 2D or 3D volume")
-    zooms = tuple(round(float(z), 6) for z in img.header.get_zooms()[:3]) + (1.0,) * max(0, 3 - len(img.header.get_zooms()))
+    raw_zooms = img.header.get_zooms()
+    zooms = tuple(round(float(z), 6) for z in raw_zooms[:3]) + (1.0,) * max(0, 3 - len(raw_zooms))
     slope, inter = img.dataobj.slope, img.dataobj.inter
     slope = 1.0 if slope is None or not math.isfinite(float(slope)) or float(slope) == 0 else float(slope)
     inter = 0.0 if inter is None or not math.isfinite(float(inter)) else float(inter)

@@ -11,7 +11,8 @@ One row per slice (third voxel axis): ``image_id`` = ``<case>_<kkk>``, ``patient
 ``{"labels": {"background": 0, "IPH": 1, "edema": 2, ...}}``) names the labels: then only blood names
 (hemorrhage/ICH, IPH, IVH, SAH, EDH, SDH and their long names) count, subtypes fill ``label_<subtype>``, and
 the names are kept in ``mask_label_names``. The mask from :func:`medsift.io.load_mask` is always every
-non-zero label. ``mask_labels`` keeps the JSON list of label values in the volume. ``content_hash`` is the sha256 of the slice's stored voxels (``file_hash`` of the file).
+non-zero label. ``mask_labels`` keeps the JSON list of label values in the volume. ``content_hash`` is the
+sha256 of the slice's stored voxels (``file_hash`` is that of the file).
 """
 
 from __future__ import annotations
