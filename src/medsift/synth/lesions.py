@@ -130,6 +130,7 @@ def sample_iph(rng: np.random.Generator, anatomy: Anatomy) -> IphParams:
 
 
 def render_iph(params: IphParams, anatomy: Anatomy) -> Lesion:
+    """Blood where the bumpy ellipsoid radius < 1 (parenchyma/CSF only); edema rim ``rim_mm`` beyond it."""
     a, p = anatomy, params
     sp, st = a.params.spacing_mm, a.params.slice_thickness_mm
     z = (np.arange(a.hu.shape[0], dtype=np.float32) - p.center[0])[:, None, None] * st
@@ -163,6 +164,7 @@ def sample_ivh(rng: np.random.Generator, anatomy: Anatomy) -> IvhParams:
 
 
 def render_ivh(params: IvhParams, anatomy: Anatomy) -> Lesion:
+    """Ventricle pixels of the chosen side(s) behind the level ``fill`` of the way from the back, per slice."""
     a, p = anatomy, params
     z_count, hgt, wid = a.hu.shape
     blood = np.zeros(a.hu.shape, dtype=bool)
@@ -194,6 +196,7 @@ def sample_sah(rng: np.random.Generator, anatomy: Anatomy) -> SahParams:
 
 
 def render_sah(params: SahParams, anatomy: Anatomy) -> Lesion:
+    """Sulcal/cisternal CSF of the sector and slices, widened by one pixel in plane."""
     from scipy import ndimage
 
     a, p = anatomy, params
@@ -246,10 +249,12 @@ def _render_extra_axial(p: ExtraAxialParams, a: Anatomy, *, power: float) -> np.
 
 
 def render_edh(params: ExtraAxialParams, anatomy: Anatomy) -> Lesion:
+    """Lens: thickness falls off as ``1 - t**2`` along the arc and across slices (biconvex)."""
     return Lesion(Subtype.EDH, _render_extra_axial(params, anatomy, power=2.0), params.blood_hu)
 
 
 def render_sdh(params: ExtraAxialParams, anatomy: Anatomy) -> Lesion:
+    """Crescent: nearly constant thickness (``1 - t**6``) along a long arc, following the skull."""
     return Lesion(Subtype.SDH, _render_extra_axial(params, anatomy, power=6.0), params.blood_hu)
 
 
