@@ -78,5 +78,25 @@ def print_summary(summary: dict, *, workspace: Path) -> None:
         if len(problems) > MAX_PROBLEMS_SHOWN:
             console.print(f"... {len(problems) - MAX_PROBLEMS_SHOWN} more in "
                           f"{Path(workspace) / 'ingest' / summary['source'] / 'summary.json'}")
+    _print_unpaired(console, Path(workspace) / "ingest" / summary["source"] / "unpaired_annotations.csv")
     if summary.get("ids_prefixed_with_source"):
         console.print(f"[yellow]image ids clashed with another source: prefixed with '{summary['source']}__'[/]")
+
+
+def _print_unpaired(console, path: Path) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    if not path.is_file():
+        return
+    unpaired = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if unpaired.empty:
+        return
+    table = Table(title=f"unpaired side files ({len(unpaired)})")
+    for col in ("file", "problem", "detail"):
+        table.add_column(col, overflow="fold")
+    for rec in unpaired.head(MAX_PROBLEMS_SHOWN).to_dict("records"):
+        table.add_row(Path(rec["annotation_path"]).name, rec["problem"], rec["detail"])
+    console.print(table)
+    if len(unpaired) > MAX_PROBLEMS_SHOWN:
+        console.print(f"... {len(unpaired) - MAX_PROBLEMS_SHOWN} more in {path}")
