@@ -93,6 +93,9 @@ class SliceCache:
         if self.images.shape != (n, c, s, s) or self.masks.shape != (n, s, s) or len(self.index) != n:
             raise FormatError(f"cache {self.path} is inconsistent: images {self.images.shape}, masks "
                               f"{self.masks.shape}, index {len(self.index)} rows; expected N={n}, C={c}, S={s}")
+        # plain ndarray views of the same mapped pages: indexing them skips numpy.memmap's per-call overhead
+        self._images = self.images.view(np.ndarray)
+        self._masks = self.masks.view(np.ndarray)
         self.image_ids = self.index["image_id"].astype(str).to_numpy()
         parsed = [json.loads(b) for b in self.index["boxes"]]
         self.boxes = [np.asarray([b[:4] for b in bs], dtype=np.float32).reshape(-1, 4) for bs in parsed]
@@ -118,7 +121,7 @@ class SliceCache:
         """Slice ``i`` as float32 (C, S, S), scaled to 0..1 then normalised per ``config.normalize``."""
         from medsift.preprocess.normalize import minmax, zscore
 
-        x = np.asarray(self.images[i], dtype=np.float32) * np.float32(1.0 / 255.0)
+        x = self._images[i].astype(np.float32) * np.float32(1.0 / 255.0)
         mode = Normalize(self.config.normalize)
         if mode is Normalize.MINMAX:
             return minmax(x)
@@ -128,13 +131,24 @@ class SliceCache:
             return zscore(x, mean=np.asarray(self.stats["mean"]), std=np.asarray(self.stats["std"]))
         return x
 
+    def read_batch(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw uint8 ``(images (B, C, S, S), masks (B, S, S))`` of ``positions``, in that order (one sorted
+        fancy-index read per array; much faster than B single reads)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        order = np.argsort(pos, kind="stable")
+        images = np.empty((len(pos),) + self._images.shape[1:], dtype=np.uint8)
+        masks = np.empty((len(pos),) + self._masks.shape[1:], dtype=np.uint8)
+        images[order] = self._images[pos[order]]
+        masks[order] = self._masks[pos[order]]
+        return images, masks
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         """One sample: ``image`` float32 (C, S, S), ``mask`` uint8 (S, S), ``has_mask``, ``boxes`` (n, 4),
         ``box_labels``, ``image_id``, ``index`` (position)."""
         i = int(i)
         return {
             "image": self.image(i),
-            "mask": np.asarray(self.masks[i]),
+            "mask": self._masks[i].copy(),
             "has_mask": bool(self.index["has_mask"].iat[i]),
             "boxes": self.boxes[i],
             "box_labels": self.box_labels[i],

@@ -1,0 +1,59 @@
+"""Skull removal on a synthetic head: a soft-tissue disk (brain) inside a bright ring (bone) inside scalp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medsift.preprocess.skull import brain_mask, head_mask, largest_component, strip_skull
+
+
+@pytest.fixture(scope="module")
+def head():
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    hu = np.full((128, 128), -1000.0, np.float32)      # air
+    hu[r < 53] = 40.0                                   # scalp
+    hu[r < 50] = 1000.0                                 # skull
+    hu[r < 44] = 35.0                                   # brain
+    hu[(r < 8)] = 5.0                                   # ventricle (CSF)
+    hu[(np.abs(yy - 40) < 4) & (np.abs(xx - 64) < 4)] = 70.0  # a bleed
+    regions = {"brain": r < 44, "skull": (r >= 44) & (r < 50), "outside": r >= 50}
+    return hu, regions
+
+
+def test_brain_mask_keeps_brain_and_removes_bone_hu(head):
+    hu, reg = head
+    m = brain_mask(hu)
+    assert m[reg["brain"]].mean() > 0.99
+    assert m[reg["skull"]].sum() == 0 and m[reg["outside"]].sum() == 0
+
+
+def test_brain_mask_on_eight_bit_brain_window(head):
+    hu, reg = head
+    u8 = np.clip(hu / 80.0 * 255.0, 0, 255)  # brain window 40/80 as 8-bit
+    m = brain_mask(u8, has_hu=False)
+    assert m[reg["brain"]].mean() > 0.99
+    assert m[reg["skull"]].sum() == 0 and m[reg["outside"]].sum() == 0
+
+
+def test_strip_skull_zeroes_bone_and_keeps_brain_values(head):
+    hu, reg = head
+    out = strip_skull(hu, brain_mask(hu), fill=-1000.0)
+    assert (out[reg["skull"]] == -1000.0).all()
+    np.testing.assert_array_equal(out[reg["brain"]], hu[reg["brain"]])
+
+
+def test_head_mask_covers_scalp_skull_and_brain(head):
+    hu, reg = head
+    m = head_mask(hu)
+    yy, xx = np.mgrid[:128, :128]
+    inside = np.hypot(yy - 64, xx - 64) < 52
+    assert m[inside].all() and m.sum() < inside.sum() * 1.1
+
+
+def test_largest_component_drops_specks():
+    m = np.zeros((20, 20), bool)
+    m[2:10, 2:10] = True
+    m[15, 15] = True
+    assert largest_component(m).sum() == 64
