@@ -12,9 +12,11 @@ from medsift.registry import Registry
 from medsift.tasks.base import LabelTask, Task
 from medsift.tasks.classify import ClassifyTask
 from medsift.tasks.multilabel import MultiLabelTask
+from medsift.tasks.simclr import SimCLRTask
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("classify")(ClassifyTask)
 TASKS.register("multilabel")(MultiLabelTask)
+TASKS.register("simclr")(SimCLRTask)
 
-__all__ = ["TASKS", "Task", "LabelTask", "ClassifyTask", "MultiLabelTask"]
+__all__ = ["TASKS", "Task", "LabelTask", "ClassifyTask", "MultiLabelTask", "SimCLRTask"]

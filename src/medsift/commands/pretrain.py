@@ -1,0 +1,43 @@
+"""`medsift pretrain WS --out RUN`: self-supervised contrastive (SimCLR-like) pretraining on WS's own slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def pretrain(
+        workspace: Path = typer.Argument(..., help="Workspace folder (labels not needed; test rows are skipped)."),
+        out: Path = typer.Option(..., help="Run folder; RUN/best.pt holds the encoder weights."),
+        config: Optional[Path] = typer.Option(None, help="YAML config file (keys of TrainConfig)."),
+        max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes."),
+        epochs: Optional[int] = typer.Option(None, help="Epochs."),
+        device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
+        resume: bool = typer.Option(False, help="Continue from RUN/last.pt."),
+        set_: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    ) -> None:
+        """Train the encoder to match two augmented views of each slice; use it with
+        `medsift train ... --set model.pretrained=RUN/best.pt` (same arch, channels)."""
+        from rich.console import Console
+
+        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.engine.runner import train_run
+
+        console = Console()
+        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+        overrides = ["task=simclr", "early_stop_metric=loss", "labels=[none]"]
+        if max_minutes is not None:
+            overrides.append(f"max_minutes={max_minutes}")
+        if epochs is not None:
+            overrides.append(f"epochs={epochs}")
+        if device is not None:
+            overrides.append(f"device={device}")
+        cfg = apply_overrides(cfg, overrides + list(set_))
+        meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
+        if meta:
+            console.print(f"[green]pretrained[/] encoder: {out / 'best.pt'} (val {meta['val']}); use "
+                          f"--set model.pretrained={out / 'best.pt'} --set model.arch={cfg.model.arch}")

@@ -1,0 +1,52 @@
+"""`medsift train WS --task TASK --out RUN`: train a model on a workspace's train/val split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        workspace: Path = typer.Argument(..., help="Workspace folder (split with `medsift split` first)."),
+        task: str = typer.Option("classify", help="Task: classify | multilabel."),
+        out: Path = typer.Option(..., help="Run folder for model, config, curves and logs."),
+        config: Optional[Path] = typer.Option(None, help="YAML config file (keys of TrainConfig)."),
+        labels: Optional[str] = typer.Option(None, help="Comma-separated labels (label_<name> columns); "
+                                                         "multilabel default ivh,iph,sah,edh,sdh."),
+        max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget of training in minutes."),
+        epochs: Optional[int] = typer.Option(None, help="Epochs (overrides the config)."),
+        device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
+        resume: bool = typer.Option(False, help="Continue an interrupted run from RUN/last.pt."),
+        set_: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable), "
+                                                         "e.g. --set model.arch=resnet34 --set preprocess.size=192."),
+    ) -> None:
+        """Train TASK on WS's train split, select on val, store threshold(s) in RUN/model.json."""
+        from rich.console import Console
+
+        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.engine.runner import train_run
+        from medsift.manifest import SUBTYPES
+
+        console = Console()
+        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+        overrides = [f"task={task}"]
+        if labels:
+            overrides.append(f"labels=[{labels}]")
+        elif task == "multilabel" and cfg.labels == ("hemorrhage",):
+            overrides.append(f"labels=[{','.join(SUBTYPES)}]")
+        if max_minutes is not None:
+            overrides.append(f"max_minutes={max_minutes}")
+        if epochs is not None:
+            overrides.append(f"epochs={epochs}")
+        if device is not None:
+            overrides.append(f"device={device}")
+        cfg = apply_overrides(cfg, overrides + list(set_))
+        meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
+        if meta:
+            console.print(f"[green]trained[/] {meta['task']} ({meta['stop_reason']}, best epoch {meta['best_epoch']}, "
+                          f"{meta['train_seconds'] / 60:.1f} min); thresholds {meta['calibration'].get('thresholds')}; "
+                          f"run in {out}")

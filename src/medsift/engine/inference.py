@@ -1,0 +1,108 @@
+"""Predictions of a trained run on loose files (PNG/JPG/DICOM/NIfTI, or folders of them): ``medsift predict``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from medsift.errors import ConfigError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nii", ".nii.gz")
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Files given plus image files found (recursively, sorted) in folders given."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES)))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ConfigError(f"input {p} does not exist; expected image files or folders")
+    if not out:
+        raise ConfigError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {list(map(str, paths))}")
+    return out
+
+
+def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """Manifest rows for loose files: one per 2D image, one per slice of a NIfTI volume (content-sniffed)."""
+    from medsift.io.images import SNIFF_BYTES, sniff_format
+
+    rows = []
+    for n, f in enumerate(files):
+        with open(f, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+        fmt = sniff_format(head)
+        if fmt == "gzip" and f.name.lower().endswith(".nii.gz"):
+            fmt = "nifti"
+        if fmt is None:
+            raise ConfigError(f"{f}: not a PNG, JPEG, DICOM or NIfTI file (unknown content)")
+        base = {"patient_id": f"file{n:05d}", "study_id": f"file{n:05d}", "series_id": f"file{n:05d}",
+                "image_path": str(f.resolve()), "format": fmt if fmt in ("png", "jpg", "dicom", "nifti") else "png",
+                "has_hu": fmt in ("dicom", "nifti")}
+        if fmt == "nifti":
+            from medsift.io.nifti import load_volume
+
+            depth = int(load_volume(str(f.resolve())).shape[2])
+            rows.extend({**base, "image_id": f"{n:05d}_{z:04d}", "slice_index": z, "volume_index": z}
+                        for z in range(depth))
+        else:
+            rows.append({**base, "image_id": f"{n:05d}_0000", "slice_index": 0})
+    return rows
+
+
+def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: str | Path | None = None,
+                  device: str | None = None) -> list[dict[str, Any]]:
+    """Probabilities and labels of a run's model for files/folders.
+
+    Returns:
+        One dict per slice: ``path``, ``slice`` (NIfTI index or 0), ``prob_<label>``, ``<label>`` (0/1 at the
+        run's stored threshold) and, with ``gradcam_dir``, ``gradcam`` (overlay PNG path).
+    """
+    from medsift.engine.loop import build_loader, predict
+    from medsift.engine.runner import load_run
+    from medsift.manifest import new_manifest
+    from medsift.preprocess.cache import build_cache
+    from medsift.tasks.data import SliceDataset
+
+    task, model, meta, dev = load_run(run, device=device)
+    files = expand_inputs(paths)
+    df = new_manifest(file_rows(files))
+    labels = list(meta["labels"])
+    thresholds = np.asarray(meta["calibration"].get("thresholds", [0.5] * len(labels)), dtype=np.float64)
+    with tempfile.TemporaryDirectory(prefix="medsift-predict-") as tmp:
+        cache = build_cache(df, Path(tmp) / "cache", task.config.preprocess_config(), n_jobs=1, progress=False)
+        dataset = SliceDataset(cache.images, cache.rows(df), np.zeros((len(df), len(labels)), dtype=np.float32),
+                               image_ids=df["image_id"].astype(str).to_numpy(),
+                               patients=df["patient_id"].astype(str).to_numpy())
+        loader = build_loader(dataset, batch_size=16, num_workers=0, collate=task.collate, pin=False, seed=0)
+        preds = predict(task, model, loader, dev)
+        order = np.argsort(preds["index"], kind="stable")
+        scores = preds["score"][order]
+        results = []
+        for i, row in enumerate(df.itertuples(index=False)):
+            item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0)}
+            for k, name in enumerate(labels):
+                item[f"prob_{name}"] = float(scores[i, k])
+                item[name] = int(scores[i, k] >= thresholds[k])
+            if gradcam_dir is not None:
+                item["gradcam"] = str(_gradcam(task, model, dev, dataset, i, Path(gradcam_dir), row.image_id,
+                                               Path(row.image_path).name))
+            results.append(item)
+    return results
+
+
+def _gradcam(task, model, device, dataset, i: int, out_dir: Path, image_id: str, name: str) -> Path:
+    from medsift.report.gradcam import grad_cam, layer_name, overlay, save_png
+
+    batch = task.collate([dataset[(i, 0)]])
+    heat = grad_cam(model, batch["image"].to(device), layer=layer_name(model))
+    raw = np.asarray(dataset.images[dataset.positions[i]], dtype=np.float32) / 255.0
+    path = out_dir / f"{Path(name).stem}_{image_id}_gradcam.png"
+    save_png(path, overlay(raw[raw.shape[0] // 2], heat))
+    return path

@@ -1,0 +1,77 @@
+"""Segmentation predictions of a trained run on loose files: the ``segment`` side of ``medsift predict``.
+
+Loose PNG/JPG/DICOM files are single slices (a 2.5D model sees the slice repeated as its neighbours);
+NIfTI volumes give each slice its real neighbours.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_dir: str | Path | None = None,
+                          overlay: bool = False, device: str | None = None) -> list[dict[str, Any]]:
+    """Lesion masks of a ``segment`` run for image files or folders.
+
+    Args:
+        run: run folder (``model.json`` + ``best.pt``) of a segment task.
+        paths: files or folders (PNG/JPG/DICOM/NIfTI).
+        out_dir: where to write ``<file stem>_<slice>_mask.png`` (0/255) and, with ``overlay``,
+            ``..._overlay.png`` (prediction in red on the slice); nothing is written when None.
+        overlay: also write overlays (needs ``out_dir``).
+        device: torch device (default: the run's).
+
+    Returns:
+        One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted),
+        ``lesion_pixels``, ``max_prob``, and ``mask``/``overlay`` file paths when written.
+    """
+    from medsift.engine.inference import expand_inputs, file_rows
+    from medsift.engine.loop import build_loader, predict
+    from medsift.engine.runner import load_run
+    from medsift.errors import ConfigError
+    from medsift.formats.masks import write_mask_png
+    from medsift.manifest import atomic_write_bytes, new_manifest
+    from medsift.preprocess.cache import build_cache
+    from medsift.tasks import seg_outputs as so
+    from medsift.tasks.segment import SegmentDataset, slice_scores
+
+    task, model, meta, dev = load_run(run, device=device)
+    if meta.get("task") != "segment":
+        raise ConfigError(f"{run} is a {meta.get('task')!r} run; predict_segment_files needs a segment run")
+    if overlay and out_dir is None:
+        raise ConfigError("overlay=True needs out_dir to write the overlay PNGs into")
+    files = expand_inputs(paths)
+    df = new_manifest(file_rows(files))
+    calibration = meta.get("calibration", {})
+    with tempfile.TemporaryDirectory(prefix="medsift-segpredict-") as tmp:
+        cache = build_cache(df, Path(tmp) / "cache", task.config.preprocess_config(), n_jobs=1, progress=False)
+        pos = cache.rows(df)
+        dataset = SegmentDataset(cache.images, cache.masks, pos, options=task.options, train=False)
+        loader = build_loader(dataset, batch_size=4, num_workers=0, collate=task.collate, pin=False, seed=0)
+        preds = predict(task, model, loader, dev)
+        order = np.argsort(preds["index"], kind="stable")
+        probs = preds["prob"][order]
+        pre = cache.config
+        center = int(pre.context) * len(pre.windows)
+        images = [np.asarray(cache.images[p]) for p in pos]
+        masks = task.masks_from_probs(probs, images, calibration=calibration, center_channel=center)
+        maxp = slice_scores(probs)
+    results = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        n_px = int(masks[i].sum())
+        item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0),
+                                "lesion": int(n_px >= task.options.min_lesion_pixels), "lesion_pixels": n_px,
+                                "max_prob": float(maxp[i])}
+        if out_dir is not None:
+            stem = f"{Path(row.image_path).name.split('.')[0]}_{item['slice']:04d}"
+            item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", masks[i]))
+            if overlay:
+                path = Path(out_dir) / f"{stem}_overlay.png"
+                atomic_write_bytes(path, so.png_bytes(so.overlay(images[i][center], None, masks[i])))
+                item["overlay"] = str(path)
+        results.append(item)
+    return results
