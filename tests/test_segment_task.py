@@ -33,7 +33,8 @@ def phantom_ws(tmp_path_factory):
     synth = tiny_dataset(root / "src")
     ingest(synth.phe_sich, layout="phe-sich", workspace=root / "ws")
     ws = Workspace.at(root / "ws")
-    df = active(assign_splits(ws.read(), test=0.34, val=0.34, folds=0, seed=0, stratify=None))
+    ws.write(assign_splits(ws.read(), test=0.34, val=0.34, folds=0, seed=0, stratify=None), reason="test split")
+    df = active(ws.read())
     cfg = TrainConfig(task="segment", epochs=1, batch_size=4, lr=3e-3, amp=False, device="cpu", num_workers=0,
                       early_stop_metric="dice_global", patience=0, bootstrap=50, max_steps_per_epoch=2,
                       sampler="balanced", preprocess={"size": 128, "windows": ["brain"], "context": 1})
@@ -43,26 +44,22 @@ def phantom_ws(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(phantom_ws):
-    """A 2-step training run through the engine, its calibration and the test predictions."""
-    import dataclasses
+    """A 2-step run through the engine's runner (train_run, evaluate_run) and its test predictions."""
+    from medsift.engine.loop import build_loader, predict
+    from medsift.engine.runner import evaluate_run, load_run, train_run
+    from medsift.tasks import TASKS
 
-    from medsift.engine.loop import build_loader, fit, predict
-
-    cfg = dataclasses.replace(phantom_ws["cfg"], segment={"crop": 64}) if hasattr(phantom_ws["cfg"], "segment") \
-        else phantom_ws["cfg"]
-    task = sg.SegmentTask(cfg)
-    if not hasattr(cfg, "segment"):
-        task.options = sg.SegmentOptions(crop=64)
-    datasets = task.build_datasets(phantom_ws["df"], phantom_ws["cache"], cfg)
+    if "segment" not in TASKS:  # until medsift.tasks registers it (see the segment task's docs)
+        TASKS._items["segment"] = sg.SegmentTask
     run = phantom_ws["root"] / "run"
-    result = fit(task, datasets, cfg, run)
-    model = task.build_model(cfg)
-    model.load_state_dict(torch.load(run / "best.pt", weights_only=True)["model"])
-    model.eval()
-    dev = torch.device("cpu")
+    meta = train_run(phantom_ws["root"] / "ws", run, phantom_ws["cfg"], show_progress=False)
+    metrics, eval_dir = evaluate_run(run, split="test")
+    task, model, _, dev = load_run(run, device="cpu")
+    datasets = task.build_datasets(phantom_ws["df"], phantom_ws["cache"], task.config)
     loader = build_loader(datasets["test"], batch_size=4, num_workers=0, collate=task.collate, pin=False, seed=0)
     preds = predict(task, model, loader, dev)
-    return {"task": task, "datasets": datasets, "result": result, "preds": preds, "run": run, "model": model}
+    return {"task": task, "datasets": datasets, "meta": meta, "preds": preds, "run": run, "model": model,
+            "metrics": metrics, "eval_dir": eval_dir}
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -211,11 +208,28 @@ def test_val_metrics_of_perfect_predictions(phantom_ws):
 # ------------------------------------------------------------------------------------------------ engine
 
 
-def test_engine_trains_and_writes_checkpoint(trained):
+def test_runner_trains_calibrates_and_evaluates(trained):
     assert (trained["run"] / "best.pt").is_file()
-    assert trained["result"].epochs_run == 1
-    assert set(trained["preds"]) >= {"prob", "index"}
+    assert trained["meta"]["epochs_run"] == 1
+    assert 0.1 <= trained["meta"]["calibration"]["threshold"] <= 0.9
+    assert trained["meta"]["state"]["segment"]["model"] == "unet_lite"
     assert trained["preds"]["prob"].dtype == np.uint8
+    data = json.loads((trained["eval_dir"] / "metrics.json").read_text())
+    assert trained["eval_dir"].name.endswith("-test")
+    assert data["n_images"] == len(trained["datasets"]["test"])
+    assert (trained["eval_dir"] / "slice_confusion.png").is_file()
+
+
+def test_predict_files_writes_masks_and_overlays(trained, phantom_ws, tmp_path):
+    from medsift.formats.masks import read_mask_png
+    from medsift.tasks.seg_predict import predict_segment_files
+
+    files = sorted((phantom_ws["synth"].phe_sich / "images").glob("*.png"))[:2]
+    out = predict_segment_files(trained["run"], files, out_dir=tmp_path, overlay=True, device="cpu")
+    assert [Path(r["path"]).name for r in out] == [f.name for f in files]
+    for r in out:
+        assert read_mask_png(r["mask"]).sum() == r["lesion_pixels"]
+        assert Path(r["overlay"]).is_file() and 0.0 <= r["max_prob"] <= 1.0
 
 
 def test_evaluate_writes_contract_metrics_and_overlays(trained, tmp_path):
