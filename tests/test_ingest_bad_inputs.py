@@ -123,3 +123,15 @@ def test_decompression_bomb_is_recorded_as_too_large(tmp_path, monkeypatch):
     monkeypatch.setattr(io_images, "MAX_IMAGE_PIXELS", 1000)
     df = ingest(src, layout="phe-sich", workspace=tmp_path / "ws", n_jobs=1).set_index("image_id")
     assert df.loc["0001_00", "status"] == "too_large" and df.loc["0001_01", "status"] == "ok"
+
+
+def test_parallel_probe_gives_the_same_rows_as_in_process(tmp_path):
+    from medsift.formats.layouts import LAYOUTS
+    from medsift.ingest import probe_all
+
+    scan = LAYOUTS.get("phe-sich")(fx.make_phe_bad(tmp_path))
+    one = probe_all(scan.candidates, n_jobs=1)
+    two = probe_all(scan.candidates, n_jobs=2, min_parallel=1)
+    assert [r["image_id"] for r in two] == [r["image_id"] for r in one]
+    assert [(r.get("content_hash"), r["_problems"]) for r in two] == [(r.get("content_hash"), r["_problems"])
+                                                                      for r in one]

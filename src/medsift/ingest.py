@@ -59,10 +59,17 @@ def _probe_chunk(chunk: list[Candidate]) -> list[dict[str, Any]]:
     return out
 
 
-def probe_all(candidates: list[Candidate], *, n_jobs: int = 2, show: bool = False) -> list[dict[str, Any]]:
+MIN_PARALLEL = 32
+"""Fewer candidates than this are probed in-process: starting worker processes would cost more than it saves."""
+
+
+def probe_all(candidates: list[Candidate], *, n_jobs: int = 2, show: bool = False,
+              min_parallel: int = MIN_PARALLEL) -> list[dict[str, Any]]:
     """Probe candidates with joblib processes (each file read once), in input order."""
     if not candidates:
         return []
+    if len(candidates) < min_parallel:
+        n_jobs = 1
     n_chunks = 1 if n_jobs == 1 else min(len(candidates), n_jobs * 8)
     size = -(-len(candidates) // n_chunks)
     chunks = [candidates[i:i + size] for i in range(0, len(candidates), size)]
