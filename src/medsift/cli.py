@@ -52,22 +52,12 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry: run the app, turning medsift errors into a clear message and exit code 2."""
+    """Console-script entry: typer handles usage errors (exit 2 with the usage line); medsift's own errors print
+    as one red line with exit code 2 instead of a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except MedsiftError as exc:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
