@@ -4,6 +4,10 @@
 ``RUN/last.pt`` (everything needed to resume) and ``RUN/best.pt`` (weights of the best validation epoch), and
 writes ``history.csv``, ``curves.png``, ``train.log`` and TensorBoard events. Randomness of epoch ``e`` derives
 from ``(seed, e)`` only, so a run killed after epoch ``k`` and resumed ends exactly like an uninterrupted one.
+
+The learning rate is a function of run progress (:func:`lr_at`): the fraction of planned steps done or, with
+``max_minutes``, the fraction of the time budget used if larger, so the schedule anneals fully within the
+budget (a time-limited run is therefore not bit-identical after a resume).
 """
 
 from __future__ import annotations
@@ -84,16 +88,17 @@ def predict(task, model, loader, device, *, amp: bool = False) -> dict[str, np.n
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _scheduler(optimizer, config: TrainConfig, total_steps: int):
-    import torch
-
+def lr_at(config: TrainConfig, progress: float) -> float:
+    """Learning rate at ``progress`` (0..1 of the run): warm-up + cosine (onecycle), cosine, or constant."""
     kind = SchedulerKind(config.scheduler)
-    if kind is SchedulerKind.ONECYCLE:
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 1),
-                                                   pct_start=0.15)
-    if kind is SchedulerKind.COSINE:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    progress = min(max(progress, 0.0), 1.0)
+    if kind is SchedulerKind.CONSTANT:
+        return config.lr
+    warm = 0.1 if kind is SchedulerKind.ONECYCLE else 0.0
+    if progress < warm:
+        return config.lr * (0.04 + 0.96 * progress / warm)
+    frac = (progress - warm) / (1.0 - warm)
+    return config.lr * (0.002 + 0.998 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
 
 def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
@@ -145,7 +150,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
     steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, int(config.max_steps_per_epoch))
-    scheduler = _scheduler(optimizer, config, steps_per_epoch * config.epochs)
+    total_steps = steps_per_epoch * config.epochs
 
     metric = config.early_stop_metric
     state = {"epoch": 0, "step": 0, "best": float("nan"), "best_epoch": -1, "bad_epochs": 0, "elapsed_s": 0.0,
@@ -155,7 +160,6 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
         ckpt = load_checkpoint(last_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         for key in state:
             state[key] = ckpt[key]
@@ -200,10 +204,13 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                     output = net(batch["image"])
                     loss = task.loss(batch, output)
                 optimizer.zero_grad(set_to_none=True)
+                progress_frac = max(state["step"] / total_steps,
+                                    (state["elapsed_s"] + time.perf_counter() - t0) / budget_s)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(config, progress_frac)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                scheduler.step()
                 steps += 1
                 state["step"] += 1
                 seen += int(batch["image"].shape[0])
@@ -215,7 +222,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             train_s = time.perf_counter() - t0
             progress.stop()
             row: dict[str, float] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else math.nan,
-                                     "lr": float(scheduler.get_last_lr()[0]),
+                                     "lr": float(optimizer.param_groups[0]["lr"]),
                                      "train_images_per_s": seen * dist.world / max(train_s, 1e-9)}
             improved = False
             if dist.is_main:
@@ -238,7 +245,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                                                 "metric": metric, "value": state["best"]})
                 save_checkpoint(last_path, {
                     "model": unwrap(net).state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "scaler": scaler.state_dict(),
                     "torch_rng": torch.get_rng_state(), "config": config.to_dict(), **state})
                 write_history(state["history"], out)
                 tb.log(row, epoch + 1)
