@@ -11,6 +11,7 @@ from __future__ import annotations
 from medsift.registry import Registry
 from medsift.tasks.base import LabelTask, Task
 from medsift.tasks.classify import ClassifyTask
+from medsift.tasks.detect import DetectTask
 from medsift.tasks.multilabel import MultiLabelTask
 from medsift.tasks.simclr import SimCLRTask
 
@@ -18,5 +19,6 @@ TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("classify")(ClassifyTask)
 TASKS.register("multilabel")(MultiLabelTask)
 TASKS.register("simclr")(SimCLRTask)
+TASKS.register("detect")(DetectTask)
 
 __all__ = ["TASKS", "Task", "LabelTask", "ClassifyTask", "MultiLabelTask", "SimCLRTask"]
