@@ -1,0 +1,163 @@
+"""Task 4 quality: multi-label subtypes on phantoms and on real RSNA subtype slices (unseen patients).
+
+Usage::
+
+    nice python benchmarks/bench_multilabel.py [--workspace WS] [--out RUN] [--minutes 25] [--phantoms-only]
+    python benchmarks/run.py --only multilabel
+
+Phantoms: ``medsift synth`` (folder layout, 24 patients, 128 px), patient split, train
+``--task multilabel --labels ivh,iph,sah,edh,sdh`` (subtypes present in the phantoms), test macro F1.
+RSNA: ``../shared/data/rsna-ich-subtypes`` ingested with the folder layout (``any`` -> ``label_hemorrhage``,
+subtypes -> ``label_edh/iph/ivh/sah/sdh``), patient split (test 25%, val 15%), one model with six sigmoid outputs
+(``hemorrhage`` + five subtypes), CPU within ``--minutes``. Reported: per-class test ROC-AUC with patient-bootstrap
+95% CIs, macro ROC-AUC over the five subtypes (its CI from the same bootstrap), and ``any`` ROC-AUC.
+
+Targets (issue): phantoms macro F1 >= 0.90; RSNA macro AUC (5 subtypes) >= 0.85, any AUC >= 0.90, <= 30 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[0].parent / "shared" / "data" / "rsna-ich-subtypes"
+SUBTYPES = ("ivh", "iph", "sah", "edh", "sdh")
+RSNA_OVERRIDES = [
+    "model.arch=resnet_small", "model.width=32", "preprocess.size=224", "batch_size=32", "lr=0.002",
+    "augment=light", "loss=weighted", "epochs=30", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
+    "patience=0", "bootstrap=1000",
+]
+PHANTOM_OVERRIDES = [
+    "model.arch=resnet_small", "model.width=16", "preprocess.size=128", "batch_size=32", "lr=0.003",
+    "augment=light", "loss=weighted", "epochs=12", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
+    "patience=0", "bootstrap=200",
+]
+
+
+def _sys_load() -> float:
+    return os.getloadavg()[0]
+
+
+def subtype_macro(eval_dir: Path, names=SUBTYPES, *, n: int = 1000) -> dict[str, float]:
+    """Macro ROC-AUC over ``names`` from ``predictions.csv`` with a patient bootstrap CI."""
+    import pandas as pd
+
+    from medsift.metrics.bootstrap import bootstrap_dict
+    from medsift.metrics.classification import roc_auc
+
+    pred = pd.read_csv(eval_dir / "predictions.csv", dtype={"patient_id": str})
+    y = pred[[f"label_{k}" for k in names]].to_numpy()
+    p = pred[[f"score_{k}" for k in names]].to_numpy()
+    fn = lambda a, b: {"macro_auc_subtypes": float(np.nanmean([roc_auc(a[:, k], b[:, k])  # noqa: E731
+                                                              for k in range(a.shape[1])]))}
+    return bootstrap_dict(fn, y, p, pred["patient_id"].to_numpy(), n=n, seed=0)
+
+
+def phantoms(root: Path) -> dict:
+    """Synthesize, ingest, split, train and evaluate on phantoms; returns metrics and seconds."""
+    from medsift.engine.config import TrainConfig, apply_overrides
+    from medsift.engine.runner import evaluate_run, train_run
+    from medsift.split import assign_splits
+    from medsift.workspace import Workspace
+
+    from medsift.ingest import ingest
+    from medsift.synth import generate
+
+    src = root / "phantoms"
+    generate(src, n_patients=24, seed=0, size=128, layouts=("folder",), defects=False)
+
+    ws = root / "ws-phantoms"
+    df = ingest(src / "folder", layout="folder", workspace=ws, labels=src / "folder" / "labels.csv", n_jobs=2)
+    labels = [k for k in SUBTYPES if df[f"label_{k}"].fillna(0).sum() >= 10]
+    Workspace.at(ws).write(assign_splits(df, test=0.25, val=0.2, folds=0, seed=0), reason="benchmark split")
+    config = apply_overrides(TrainConfig(task="multilabel"), PHANTOM_OVERRIDES + [f"labels=[{','.join(labels)}]"])
+    t0 = time.perf_counter()
+    train_run(ws, root / "run-phantoms", config, show_progress=False)
+    seconds = time.perf_counter() - t0
+    metrics, _ = evaluate_run(root / "run-phantoms", ws, split="test", gradcam=0)
+    return {"metrics": metrics, "seconds": seconds, "labels": labels}
+
+
+def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) -> dict:
+    from medsift.engine.config import TrainConfig, apply_overrides
+    from medsift.engine.runner import evaluate_run, train_run
+
+    sys.path.insert(0, str(HERE))
+    from bench_classify import make_workspace
+
+    ws = make_workspace(Path(workspace) if workspace else root / "ws-rsna", DATA / "images", layout="folder",
+                        labels=str(DATA / "labels.csv"))
+    run_dir = Path(out) if out else root / "run-rsna"
+    config = apply_overrides(TrainConfig(task="multilabel"),
+                             RSNA_OVERRIDES + [f"labels=[hemorrhage,{','.join(SUBTYPES)}]", f"max_minutes={minutes}"])
+    load_before = _sys_load()
+    meta = train_run(ws, run_dir, config, show_progress=False)
+    metrics, eval_dir = evaluate_run(run_dir, ws, split="test", gradcam=0)
+    macro = subtype_macro(eval_dir)
+    return {"metrics": metrics, "macro": macro, "meta": meta, "eval_dir": str(eval_dir),
+            "load": (load_before, _sys_load())}
+
+
+def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = None, minutes: float = 25.0,
+        phantoms_only: bool = False) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="medsift-bench-multilabel-"))
+    rows, notes = [], []
+    ph = phantoms(root)
+    m = ph["metrics"]
+    rows.append({"metric": f"phantoms test macro F1 (95% CI {m['macro_f1_ci_low']:.3f}-{m['macro_f1_ci_high']:.3f})",
+                 "value": round(m["macro_f1"], 4), "unit": "", "target": ">= 0.90", "runs": [m["macro_f1"]]})
+    rows.append({"metric": "phantoms test macro AUC", "value": round(m["macro_auc"], 4), "unit": "", "target": "",
+                 "runs": [m["macro_auc"]]})
+    notes.append(f"phantoms: labels {ph['labels']}, {int(m['n_images'])} test slices / {int(m['n_patients'])} "
+                 f"patients, trained {ph['seconds'] / 60:.1f} min")
+    if not phantoms_only and DATA.is_dir():
+        r = rsna(root, workspace=workspace, out=out, minutes=minutes)
+        m, mac = r["metrics"], r["macro"]
+        rows.append({"metric": f"RSNA test macro AUC, 5 subtypes (95% CI {mac['macro_auc_subtypes_ci_low']:.3f}-"
+                               f"{mac['macro_auc_subtypes_ci_high']:.3f})",
+                     "value": round(mac["macro_auc_subtypes"], 4), "unit": "", "target": ">= 0.85",
+                     "runs": [mac["macro_auc_subtypes"]]})
+        for name in ("hemorrhage",) + SUBTYPES:
+            rows.append({"metric": f"RSNA test {'any' if name == 'hemorrhage' else name} AUC (95% CI "
+                                   f"{m[name + '_auc_ci_low']:.3f}-{m[name + '_auc_ci_high']:.3f})",
+                         "value": round(m[f"{name}_auc"], 4), "unit": "",
+                         "target": ">= 0.90" if name == "hemorrhage" else "", "runs": [m[f"{name}_auc"]]})
+        rows.append({"metric": "RSNA macro F1 (6 outputs, val thresholds)", "value": round(m["macro_f1"], 4),
+                     "unit": "", "target": "", "runs": [m["macro_f1"]]})
+        rows.append({"metric": "RSNA training time", "value": round(r["meta"]["train_seconds"] / 60, 2), "unit": "min",
+                     "target": "<= 30", "runs": [r["meta"]["train_seconds"] / 60]})
+        notes.append(f"RSNA: {int(m['n_images'])} test slices / {int(m['n_patients'])} patients; epochs "
+                     f"{r['meta']['epochs_run']} (best {r['meta']['best_epoch']}), stop: {r['meta']['stop_reason']}; "
+                     f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; config {' '.join(RSNA_OVERRIDES)}; "
+                     f"outputs {r['eval_dir']}")
+    return {"title": "Task 4 multi-label subtypes (phantoms; RSNA subtype slices, unseen patients)",
+            "command": f"python benchmarks/bench_multilabel.py --minutes {minutes}", "data": str(DATA),
+            "rows": rows, "notes": "; ".join(notes)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace")
+    parser.add_argument("--out")
+    parser.add_argument("--minutes", type=float, default=25.0)
+    parser.add_argument("--phantoms-only", action="store_true")
+    args = parser.parse_args()
+    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
+    for r in result["rows"]:
+        print(f"{r['metric']:<70} {r['value']} {r['unit']}  target {r['target']}")
+    print(result["notes"])
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out, "benchmark.json").write_text(json.dumps(result, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
