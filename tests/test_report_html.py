@@ -93,13 +93,20 @@ def test_both_runs_with_metrics_and_ci(built):
 
 
 def test_every_figure_names_command_and_config(built):
-    _, _, html, _ = built
+    ws, _, html, _ = built
     figures = re.findall(r"<figure id=.*?</figure>", html, flags=re.S)
-    assert len(figures) >= 2 * 4  # per run: curves, confusion, roc, gradcam
+    assert len(figures) == 4 + 2 * 3  # 4 EDA plots; per run: curves, confusion, roc (gradcam/ is a gallery)
     for fig in figures:
         assert "produced by <code>medsift " in fig
     roc = next(f for f in figures if "ROC curve" in f)
-    assert "medsift evaluate" in roc and "--split test" in roc and 'href="runs/r1/config.yaml"' in roc
+    assert f"medsift evaluate {ws / 'runs' / 'r1'} --workspace {ws} --split test" in roc
+    assert 'href="runs/r1/config.yaml"' in roc
+
+
+def test_subfolder_images_form_a_gallery(built):
+    _, _, html, _ = built
+    assert html.count('alt="P1_01"') >= 2 + 1  # one per run's gradcam gallery, one in the audit gallery
+    assert "<h4>Grad-CAM</h4>" in html
 
 
 def test_links_are_relative_and_exist(built):
@@ -154,3 +161,19 @@ def test_cli_writes_report(tmp_path):
     result = CliRunner().invoke(app, ["report", str(ws), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Dataset overview" in out.read_text()
+
+
+def test_patient_level_metrics_get_their_own_table():
+    from medsift.report.sections import group_metrics
+
+    groups = group_metrics({"auc": 0.8, "auc_ci_low": 0.7, "patient_max_auc": 0.9, "patient_mean_auc": 0.85,
+                            "tp": 17.0})
+    assert groups == [("Metrics (slice level)", {"auc": 0.8, "auc_ci_low": 0.7, "tp": 17.0}),
+                      ("Metrics (patient level, max over slices)", {"auc": 0.9}),
+                      ("Metrics (patient level, mean over slices)", {"auc": 0.85})]
+
+
+def test_counts_stored_as_float_show_as_integers():
+    from medsift.report.sections import fmt
+
+    assert (fmt(17.0), fmt(1.0), fmt(0.8754), fmt(float("nan"))) == ("17", "1.000", "0.875", "–")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,6 +25,7 @@ from medsift.workspace import Workspace
 GALLERY_PER_CHECK = 6
 THUMB_SIZE = 160
 MAX_EVAL_PNGS = 24
+MODEL_JSON_HIDDEN = frozenset({"config", "state", "command"})  # shown elsewhere or internal
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "info", "low")
 _PNG_TITLES = {
     "curves": "Training curves", "confusion": "Confusion matrix", "roc": "ROC curve", "pr": "Precision-recall curve",
@@ -85,7 +87,9 @@ def fmt(value: Any, *, digits: int = 3) -> str:
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}f}"
+        if abs(v) >= 1000 or (abs(v) >= 2 and v.is_integer()):  # counts stored as floats (tp, fp, ...)
+            return f"{v:,.0f}"
+        return f"{v:.{digits}f}"
     return str(value)
 
 
@@ -308,12 +312,12 @@ def _flatten(obj: Any, prefix: str = "", *, depth: int = 2, limit: int = 60) -> 
     if isinstance(obj, dict) and depth > 0:
         for k, v in obj.items():
             rows += _flatten(v, f"{prefix}{k}.", depth=depth - 1, limit=limit)
-    elif isinstance(obj, list) and (depth == 0 or len(obj) > 8 or any(isinstance(v, (dict, list)) for v in obj)):
+    elif isinstance(obj, list) and (len(obj) > 8 or any(isinstance(v, (dict, list)) for v in obj)):
         rows.append([prefix.rstrip("."), f"{len(obj)} items"])
     elif isinstance(obj, dict):
         rows.append([prefix.rstrip("."), f"{len(obj)} entries"])
     else:
-        rows.append([prefix.rstrip("."), fmt(obj) if not isinstance(obj, list) else ", ".join(map(str, obj))])
+        rows.append([prefix.rstrip("."), fmt(obj) if not isinstance(obj, list) else ", ".join(fmt(v) for v in obj)])
     return rows[:limit]
 
 
@@ -352,19 +356,43 @@ def metrics_table(metrics: dict[str, Any], *, title: str, provenance: Provenance
     return Table(title, ["metric", "value", "95% CI"], rows, provenance)
 
 
-def run_section(run: Path, *, report_dir: Path, index: int) -> Section:
+_POOLED = re.compile(r"^patient_([a-z0-9]+)_")
+
+
+def group_metrics(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Split flat metrics into slice-level and patient-level groups (``patient_<pooling>_<metric>`` keys).
+
+    Example:
+        >>> group_metrics({"auc": 0.9, "patient_max_auc": 0.95})
+        [('Metrics (slice level)', {'auc': 0.9}), ('Metrics (patient level, max over slices)', {'auc': 0.95})]
+    """
+    groups: dict[str, dict[str, Any]] = {"": {}}
+    for key, value in metrics.items():
+        m = _POOLED.match(key)
+        how = m.group(1) if m else ""
+        groups.setdefault(how, {})[key[m.end():] if m else key] = value
+    out = [("Metrics (slice level)" if len(groups) > 1 else "Metrics", groups.pop(""))]
+    out += [(f"Metrics (patient level, {how} over slices)", g) for how, g in groups.items()]
+    return [(t, g) for t, g in out if g]
+
+
+def run_section(run: Path, ws: Workspace, *, report_dir: Path, index: int) -> Section:
     """One trained run: model and config, history, curves, and every evaluation with its metrics and plots."""
     run = Path(run)
     cfg = run / "config.yaml"
     model = _read_json(run / "model.json") or {}
-    train_cmd = model.get("command") if isinstance(model, dict) else None
-    train = Provenance(train_cmd or f"medsift train --config {cfg}", cfg if cfg.is_file() else None)
+    model = model if isinstance(model, dict) else {}
+    train_ws = model.get("workspace", "WS")
+    train = Provenance(model.get("command") or f"medsift train {train_ws} --task {model.get('task', 'classify')} "
+                                               f"--out {run} --config {cfg}", cfg if cfg.is_file() else None)
     sec = Section(f"run-{index}", f"Run {run.name}")
     if cfg.is_file():
         sec.links.append(("config.yaml", relpath(cfg, report_dir)))
         sec.texts.append(("config.yaml", cfg.read_text(errors="replace")[:20000]))
-    if isinstance(model, dict) and model:
-        sec.tables.append(Table("Model", ["key", "value"], _flatten(model, depth=1), train))
+    if model:
+        shown = {k: v for k, v in model.items() if k not in MODEL_JSON_HIDDEN}
+        sec.tables.append(Table("Model (model.json)", ["key", "value"], _flatten(shown, depth=2), train,
+                                note="full configuration below (config.yaml)"))
     hist = run / "history.csv"
     if hist.is_file():
         h = pd.read_csv(hist)
@@ -372,7 +400,7 @@ def run_section(run: Path, *, report_dir: Path, index: int) -> Section:
     if (run / "curves.png").is_file():
         sec.figures.append(figure_from_file(run / "curves.png", title="Training curves", provenance=train))
     for ev in sorted(p for p in (run / "eval").glob("*") if p.is_dir()) if (run / "eval").is_dir() else []:
-        sec.children.append(_eval_section(run, ev, report_dir=report_dir, parent=sec.id))
+        sec.children.append(_eval_section(run, ev, report_dir=report_dir, parent=sec.id, ws=ws))
     return sec
 
 
@@ -383,26 +411,42 @@ def _history_table(h: pd.DataFrame, prov: Provenance) -> Table:
     return Table("History", cols, rows, prov, note=note)
 
 
-def _eval_section(run: Path, ev: Path, *, report_dir: Path, parent: str) -> Section:
+def _eval_section(run: Path, ev: Path, *, report_dir: Path, parent: str, ws: Workspace) -> Section:
     metrics = _read_json(ev / "metrics.json") or {}
     cmd = metrics.pop("command", None) if isinstance(metrics, dict) else None
     name = ev.name
     ws_name, _, split = name.rpartition("-")
-    prov = Provenance(cmd or f"medsift evaluate {run} --workspace {ws_name or 'WS'} --split {split or name}",
+    ws_arg = str(ws.root) if ws_name == ws.root.name else (ws_name or "WS")
+    prov = Provenance(cmd or f"medsift evaluate {run} --workspace {ws_arg} --split {split or name}",
                       run / "config.yaml" if (run / "config.yaml").is_file() else None)
     sec = Section(f"{parent}-{_slug(name)}", f"Evaluation {name}")
     if isinstance(metrics, dict) and metrics:
-        sec.tables.append(metrics_table(metrics, title="Metrics", provenance=prov))
-    pngs = sorted(ev.rglob("*.png"))
-    for png in pngs[:MAX_EVAL_PNGS]:
-        sub = png.parent.relative_to(ev)
-        title = _png_title(png) if str(sub) == "." else f"{_png_title(png.parent)}: {png.stem}"
-        sec.figures.append(figure_from_file(png, title=title, provenance=prov))
-    if len(pngs) > MAX_EVAL_PNGS:
-        sec.links.append((f"{len(pngs) - MAX_EVAL_PNGS} more figures in {ev.name}/", relpath(ev, report_dir)))
+        for title, group in group_metrics(metrics):
+            sec.tables.append(metrics_table(group, title=title, provenance=prov))
+    for png in sorted(ev.glob("*.png"), key=_figure_order):
+        sec.figures.append(figure_from_file(png, title=_png_title(png), provenance=prov))
+    for sub in sorted(p for p in ev.iterdir() if p.is_dir()):
+        pngs = sorted(sub.rglob("*.png"))
+        if not pngs:
+            continue
+        thumbs = [Thumb(p.stem, figure_from_file(p, title=p.stem, provenance=prov).data_uri, "")
+                  for p in pngs[:MAX_EVAL_PNGS]]
+        more = f"; {len(pngs) - MAX_EVAL_PNGS} more in {sub.name}/" if len(pngs) > MAX_EVAL_PNGS else ""
+        sec.galleries.append(Gallery(_png_title(sub), thumbs, prov, note=f"{len(thumbs)} images{more}"))
+        sec.links.append((f"{sub.name}/", relpath(sub, report_dir)))
     for csv in sorted(ev.glob("*.csv")):
         sec.links.append((csv.name, relpath(csv, report_dir)))
     return sec
+
+
+_FIGURE_FIRST = ("roc", "pr", "froc", "confusion", "calibration")
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    """ROC, PR, FROC, confusion, calibration first, then the rest by name."""
+    stem = path.stem.lower()
+    rank = next((i for i, k in enumerate(_FIGURE_FIRST) if stem == k or stem.startswith(k + "_")), len(_FIGURE_FIRST))
+    return rank, stem
 
 
 def _slug(text: str) -> str:
@@ -418,5 +462,5 @@ def all_sections(ws: Workspace, df: pd.DataFrame, runs: Iterable[Path], *, repor
         if sec is not None:
             out.append(sec)
     for i, run in enumerate(runs):
-        out.append(run_section(run, report_dir=report_dir, index=i + 1))
+        out.append(run_section(run, ws, report_dir=report_dir, index=i + 1))
     return out
