@@ -6,8 +6,9 @@ float 0/1 target of the same shape.
 
 Networks (MONAI implementations):
 
-* ``unet_lite`` (default): a residual MONAI ``UNet`` with 8-16-32-64-128 channels; fast enough for
-  whole 512x512 slices on CPU.
+* ``unet_lite`` (default): a residual MONAI ``UNet`` with 8-16-32-64-128 channels and batch norm (about 25%
+  faster on CPU than instance norm); first layer strided, so full-resolution work is light.
+* ``unet_tiny``: the same without residual units, ReLU (about 2.5x less CPU per slice than ``unet_lite``).
 * ``unet``: MONAI ``UNet`` 16-32-64-128-256, two residual units per level.
 * ``basic_unet``: MONAI ``BasicUNet`` (features 16-16-32-64-128-16).
 * ``unetpp``: MONAI ``BasicUNetPlusPlus`` (U-Net++ nested skips).
@@ -48,7 +49,15 @@ def _unet_lite(in_channels: int, *, dropout: float = 0.0):
     from monai.networks.nets import UNet
 
     return UNet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(8, 16, 32, 64, 128),
-                strides=(2, 2, 2, 2), num_res_units=1, dropout=dropout)
+                strides=(2, 2, 2, 2), num_res_units=1, norm="batch", dropout=dropout)
+
+
+@SEG_MODELS.register("unet_tiny")
+def _unet_tiny(in_channels: int, *, dropout: float = 0.0):
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(8, 16, 32, 64, 128),
+                strides=(2, 2, 2, 2), num_res_units=0, norm="batch", act="relu", dropout=dropout)
 
 
 @SEG_MODELS.register("unet")

@@ -1,0 +1,193 @@
+"""Segmentation of perihematomal edema (PHE) on the real PHE-SICH subset, trained on CPU; inference speed.
+
+Usage::
+
+    nice python benchmarks/bench_segment.py [--minutes 12] [--workspace WS] [--skip-train]
+    python benchmarks/run.py --only segment
+
+Steps:
+
+1. Inference latency of the default network (``unet_lite``) on one 512 x 512 slice, ``torch.set_num_threads(2)``:
+   whole slice and head bounding box (what ``predict_batch`` runs), median of ``repeats`` x 5 calls.
+2. Hematoma derivation (:mod:`medsift.label.hematoma`) on phantoms whose true IPH label is known (NIfTI
+   label volumes): Dice of the mask derived from the edema rim against the true hematoma.
+3. Real data: ingest PHE-SICH into a temporary workspace (or ``--workspace``), patient-level split
+   (test 20% of patients, val 10%, seed 0), cache at full resolution (512 px, brain window, 2.5D context 1),
+   train the ``segment`` task through the engine with a wall-clock budget (``--minutes``), calibrate the
+   threshold on val, evaluate on the held-out test patients (post-processed: inside the head, components
+   >= 10 px), report global / per-image / per-patient Dice and HD95 with patient-bootstrap intervals, and
+   training throughput (crops/s).
+
+Targets (issue): global PHE Dice >= 0.55 on held-out patients after <= 90 min of CPU training; inference of a
+512 x 512 slice under 150 ms on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phe-sich-ct-ids"
+MINUTES = 12.0
+THREADS = 2
+
+
+def latency_ms(*, repeats: int, model_name: str = "unet_lite", context: int = 1) -> dict[str, list[float]]:
+    """Per-call milliseconds of one 512 x 512 slice through the network: whole slice and a 384 x 416 head box."""
+    import torch
+
+    from medsift.tasks import segment as sg
+    from medsift.tasks.seg_models import build_model
+
+    torch.set_num_threads(THREADS)
+    model = build_model(model_name, in_channels=2 * context + 1).eval()
+    x = torch.rand(1, 2 * context + 1, 512, 512)
+    box = torch.as_tensor([[60, 444, 48, 464]])
+    out: dict[str, list[float]] = {"whole": [], "head_box": []}
+    with torch.inference_mode():
+        sg.predict_logits(model, x, options=sg.SegmentOptions(head_crop=False))  # warm-up
+        for _ in range(max(repeats, 1) * 5):
+            for key, kwargs in (("whole", {"options": sg.SegmentOptions(head_crop=False)}),
+                                ("head_box", {"boxes": box, "options": sg.SegmentOptions(head_crop=True)})):
+                t0 = time.perf_counter()
+                sg.predict_logits(model, x, **kwargs)
+                out[key].append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def hematoma_on_phantoms(n_patients: int = 6, size: int = 256) -> dict[str, float]:
+    """Dice of rim-derived hematoma masks against the phantoms' true IPH label."""
+    import json as _json
+
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from medsift.label.hematoma import compare_masks, derive_hematoma_mask
+    from medsift.synth.dataset import generate
+    from medsift.synth.lesions import LABEL_MAP
+
+    with tempfile.TemporaryDirectory(prefix="bench-hema-") as tmp:
+        ds = generate(tmp, n_patients=n_patients, seed=0, size=size, slices=(16, 20),
+                      layouts=("phe-sich", "nifti"), defects=False)
+        t = pd.read_csv(ds.truth_slices, dtype={"image_id": str, "patient_id": str})
+        vols: dict[str, np.ndarray] = {}
+        derived, truth, from_box = [], [], []
+        for r in t.itertuples():
+            img = np.asarray(Image.open(ds.phe_sich / "images" / f"{r.image_id}.png"))
+            rim = np.asarray(Image.open(ds.phe_sich / "masks" / f"{r.image_id}.png")) > 0
+            label_path = str(ds.nifti / r.nifti_path.replace(".nii.gz", "_label.nii.gz"))
+            if label_path not in vols:
+                vols[label_path] = np.asarray(nib.load(label_path).dataobj).transpose(2, 1, 0)
+            truth.append(vols[label_path][int(r.nifti_index)] == LABEL_MAP["iph"])
+            derived.append(derive_hematoma_mask(img, rim=rim, region="rim"))
+            boxes = [b for b in _json.loads(r.boxes) if b[4] == "iph"]
+            from_box.append(derive_hematoma_mask(img, rim=rim, boxes=boxes, region="box"))
+        rim_cmp = compare_masks(derived, truth)
+        box_cmp = compare_masks(from_box, truth)
+    return {"rim_dice_global": rim_cmp["dice_global"], "rim_dice_per_image": rim_cmp["dice_per_image"],
+            "box_dice_global": box_cmp["dice_global"], "n_images_with_iph": rim_cmp["n_images_with_lesion"]}
+
+
+def real_run(*, minutes: float, workspace: Path | None, root: Path) -> dict[str, float]:
+    """Ingest, split, train with a wall-clock budget, evaluate on the test patients; returns metrics + timings."""
+    from medsift.engine.config import ModelConfig, TrainConfig
+    from medsift.engine.runner import evaluate_run, train_run
+    from medsift.ingest import ingest
+    from medsift.split import assign_splits
+    from medsift.tasks import TASKS
+    from medsift.tasks.segment import SegmentTask
+    from medsift.workspace import Workspace
+
+    if "segment" not in TASKS:
+        TASKS._items["segment"] = SegmentTask  # until medsift.tasks registers it
+    timings: dict[str, float] = {}
+    if workspace is None:
+        workspace = root / "ws"
+        t0 = time.perf_counter()
+        ingest(DATA, layout="phe-sich", workspace=workspace)
+        timings["ingest_s"] = time.perf_counter() - t0
+    ws = Workspace.at(workspace)
+    df = ws.read()
+    if "split" not in df.columns or df["split"].isna().all():
+        ws.write(assign_splits(df, test=0.2, val=0.1, folds=0, seed=0), reason="bench_segment split")
+    cfg = TrainConfig(task="segment", epochs=200, batch_size=16, lr=2e-3, amp=False, num_workers=1,
+                      max_minutes=minutes, max_steps_per_epoch=60, early_stop_metric="dice_global", patience=0,
+                      sampler="balanced", scheduler="onecycle", bootstrap=500, model=ModelConfig(arch="unet_lite"),
+                      loss="bce", preprocess={"size": 512, "windows": ["brain"], "context": 1})
+    run = root / "run"
+    t0 = time.perf_counter()
+    meta = train_run(ws.root, run, cfg, show_progress=False)
+    timings["train_wall_s"] = time.perf_counter() - t0
+    timings["train_loop_s"] = float(meta["train_seconds"])
+    import pandas as pd
+
+    history = pd.read_csv(run / "history.csv")
+    timings["crops_per_s"] = float(history["train_images_per_s"].median())
+    timings["epochs"] = float(meta["epochs_run"])
+    t0 = time.perf_counter()
+    metrics, eval_dir = evaluate_run(run, split="test")
+    timings["eval_s"] = time.perf_counter() - t0
+    metrics.update(timings)
+    metrics["threshold"] = float(meta["calibration"]["threshold"])
+    metrics["eval_dir"] = str(eval_dir)
+    return metrics
+
+
+def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = None,
+        skip_train: bool = False) -> dict:
+    """Benchmark entry for ``benchmarks/run.py``."""
+    rows = []
+    lat = latency_ms(repeats=repeats)
+    rows.append({"metric": "inference 512x512 slice, whole (unet_lite, 2.5D, 2 threads)",
+                 "value": statistics.median(lat["whole"]), "unit": "ms", "target": "< 150", "runs": lat["whole"]})
+    rows.append({"metric": "inference 512x512 slice, head box 384x416",
+                 "value": statistics.median(lat["head_box"]), "unit": "ms", "target": "< 150",
+                 "runs": lat["head_box"]})
+    hema = hematoma_on_phantoms()
+    rows.append({"metric": "derived hematoma vs true IPH (phantoms), Dice global, from edema rim",
+                 "value": hema["rim_dice_global"], "unit": "", "target": "-", "runs": []})
+    rows.append({"metric": "derived hematoma vs true IPH (phantoms), Dice global, from IPH boxes",
+                 "value": hema["box_dice_global"], "unit": "", "target": "-", "runs": []})
+    notes = [f"phantom hematoma check on {hema['n_images_with_iph']} slices with IPH"]
+    if not skip_train and DATA.is_dir():
+        with tempfile.TemporaryDirectory(prefix="bench-segment-", dir="/tmp") as tmp:
+            m = real_run(minutes=minutes, workspace=workspace, root=Path(tmp))
+        for key, target in (("dice_global", ">= 0.55"), ("dice_per_image", "-"), ("dice_per_patient", "-"),
+                            ("iou_global", "-"), ("sensitivity_global", "-"), ("precision_global", "-"),
+                            ("hd95", "-"), ("slice_f1", "-")):
+            value = m.get(key)
+            lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+            label = f"PHE {key} (test patients)" + (f", 95% CI {lo:.3f}-{hi:.3f}" if lo is not None and hi is not None
+                                                      else "")
+            rows.append({"metric": label, "value": float(value) if value is not None else float("nan"),
+                         "unit": "px" if key == "hd95" else "", "target": target, "runs": []})
+        rows.append({"metric": "training throughput (160-px crops of 512-px slices, batch 16)", "value": m["crops_per_s"],
+                     "unit": "crops/s", "target": "-", "runs": []})
+        notes.append(f"trained {m['train_loop_s'] / 60:.1f} min (budget {minutes} min, {int(m['epochs'])} epochs of "
+                     f"<= 60 steps), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
+                     f"{m['n_patients']} patients; evaluation {m['eval_s']:.0f} s")
+    return {"title": "Segmentation (PHE) and inference speed",
+            "command": f"nice python benchmarks/bench_segment.py --minutes {minutes}",
+            "data": "PHE-SICH-CT-IDS 83-patient subset (../shared/data), held-out test patients; phantoms",
+            "rows": rows, "notes": "; ".join(notes)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=MINUTES)
+    ap.add_argument("--workspace", type=Path, default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-train", action="store_true")
+    args = ap.parse_args()
+    out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train)
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
