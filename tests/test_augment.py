@@ -130,3 +130,19 @@ def test_bad_options_fail_listing_valid_ones():
         build_augment(task="detect", size=64, elastc_p=0.1)
     with pytest.raises(ConfigError, match="crop=.*segment"):
         build_augment(task="detect", size=64, crop=16)
+
+
+def test_dataloader_workers_get_different_streams(monkeypatch):
+    import torch.utils.data
+
+    class Info:
+        def __init__(self, wid):
+            self.id, self.seed = wid, 1000 + wid
+
+    aug = build_augment(task="detect", size=64, strength="strong", seed=3)
+    outs = []
+    for wid in (0, 1):
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda wid=wid: Info(wid))
+        aug.set_random_state(3)
+        outs.append(aug(_rect_sample())["image"])
+    assert not torch.equal(outs[0], outs[1])

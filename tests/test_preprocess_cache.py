@@ -132,3 +132,17 @@ def test_open_rejects_incomplete_folder(tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(FormatError, match="no config.json"):
         SliceCache(tmp_path / "half")
+
+
+def test_leftover_of_a_killed_build_is_removed_and_never_read(hu_df, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".c.building-{int(dead.stdout)}-deadbeef"
+    leftover.mkdir()
+    (leftover / "images.npy").write_bytes(b"half")
+    cache = build_cache(hu_df, tmp_path / "c", PreprocessConfig(size=32), **LOADERS)
+    assert not leftover.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert cache.images.shape == (2, 1, 32, 32)

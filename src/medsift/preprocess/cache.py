@@ -12,7 +12,8 @@ Each slice is decoded once (``medsift.io.load_slice`` / ``load_mask``), windowed
 
 The fingerprint hashes the config and, per row, image_id + content_hash (image_path when no hash) +
 mask_path + boxes + has_hu; a cache is reused only when it matches. Builds go to a hidden temp folder next to
-the target and are renamed into place when complete, so a killed build leaves nothing that is later trusted.
+the target (``.<name>.building-<pid>-<random>``) and are renamed into place when complete, so a killed build
+leaves nothing that is later trusted; the next build of that target deletes such folders of dead processes.
 
 Example:
     >>> cache = build_cache(df, ws.sub("cache", "train"), PreprocessConfig(size=256))  # doctest: +SKIP
@@ -68,6 +69,7 @@ class SliceCache:
         boxes: list of N float32 (n_i, 4) xyxy pixel arrays in the S x S frame.
         box_labels: list of N lists of box label strings.
         image_ids: (N,) str array, the row order.
+        has_mask: (N,) bool, the slice had a mask file (else its mask is all zeros by absence).
         index: the index table (labels, split, has_mask, ...), one row per cached slice.
         config: the :class:`PreprocessConfig` it was built with.
         fingerprint: the build fingerprint.
@@ -97,6 +99,7 @@ class SliceCache:
         self._images = self.images.view(np.ndarray)
         self._masks = self.masks.view(np.ndarray)
         self.image_ids = self.index["image_id"].astype(str).to_numpy()
+        self.has_mask = self.index["has_mask"].to_numpy(dtype=bool)
         parsed = [json.loads(b) for b in self.index["boxes"]]
         self.boxes = [np.asarray([b[:4] for b in bs], dtype=np.float32).reshape(-1, 4) for bs in parsed]
         self.box_labels = [[str(b[4]) for b in bs] for bs in parsed]
@@ -149,7 +152,7 @@ class SliceCache:
         return {
             "image": self.image(i),
             "mask": self._masks[i].copy(),
-            "has_mask": bool(self.index["has_mask"].iat[i]),
+            "has_mask": bool(self.has_mask[i]),
             "boxes": self.boxes[i],
             "box_labels": self.box_labels[i],
             "image_id": self.image_ids[i],
@@ -200,7 +203,8 @@ def build_cache(df: pd.DataFrame, cache_dir: str | Path, config: PreprocessConfi
         except (FormatError, OSError, ValueError, KeyError):
             pass  # unreadable or stale: rebuild below
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir.parent / f".{cache_dir.name}.building-{uuid.uuid4().hex[:8]}"
+    _remove_dead_builds(cache_dir)
+    tmp = cache_dir.parent / f".{cache_dir.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         _build_into(tmp, df, config, fp, n_jobs=n_jobs, progress=progress, load_slice=load_slice,
@@ -422,6 +426,21 @@ def _io_module():
         raise ConfigError("medsift.io.load_slice/load_mask are not available; pass load_slice= and "
                           "load_mask= to build_cache")
     return io
+
+
+def _remove_dead_builds(cache_dir: Path) -> None:
+    """Delete temp folders of earlier builds of ``cache_dir`` whose process is gone (killed builds)."""
+    for tmp in cache_dir.parent.glob(f".{cache_dir.name}.building-*"):
+        try:
+            pid = int(tmp.name.rsplit(".building-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
