@@ -47,3 +47,16 @@ def test_cli_split_writes_version_and_balance(tmp_path):
     assert df["split"].notna().all()
     balance = pd.read_csv(ws.root / "splits" / "balance.csv", index_col=0)
     assert balance.loc["all", "patients"] == 20
+
+
+def test_cli_check_fails_on_leaked_patient_and_writes_nothing(tmp_path):
+    from medsift.errors import LeakageError
+
+    ws = _workspace(tmp_path)
+    df = ws.read()
+    df["split"] = "train"
+    df.loc[df.index[0], "split"] = "test"   # patient 00 now in train and test
+    ws.write(df, reason="hand-made split")
+    res = CliRunner().invoke(_app(), ["split", str(ws.root), "--check"])
+    assert isinstance(res.exception, LeakageError) and "00 in ['test', 'train']" in str(res.exception)
+    assert len(ws.versions()) == 2

@@ -19,12 +19,15 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the random draws."),
         bins: int = typer.Option(3, min=1, help="Also stratify positive patients by this many quantile bins of "
                                  "their positive-slice share (1 = off)."),
+        check: bool = typer.Option(False, "--check", help="Only check the current split for leakage and print "
+                                   "its balance (nothing written)."),
     ) -> None:
         """Assign split and fold per patient (duplicates from the audit kept together); fail on leakage."""
         import pandas as pd
         from rich.console import Console
         from rich.table import Table
 
+        from medsift.errors import ConfigError
         from medsift.manifest import atomic_write_bytes
         from medsift.split import assign_splits, check_leakage, duplicate_pairs_from_findings, split_balance
         from medsift.workspace import Workspace
@@ -36,13 +39,19 @@ def register(app: typer.Typer) -> None:
         if findings_path.is_file():
             pairs = duplicate_pairs_from_findings(pd.read_csv(findings_path, dtype=str))
         strat = None if stratify.lower() == "none" else stratify
-        out = assign_splits(df, test=test, val=val, folds=folds, stratify=strat, seed=seed,
-                            duplicate_pairs=pairs, bins=bins)
+        if check:
+            if df["split"].isna().all():
+                raise ConfigError(f"{ws.root} has no split yet; run `medsift split {ws.root}` first")
+            out = df
+        else:
+            out = assign_splits(df, test=test, val=val, folds=folds, stratify=strat, seed=seed,
+                                duplicate_pairs=pairs, bins=bins)
         check_leakage(out, duplicate_pairs=pairs)
         balance = split_balance(out, label=strat if strat and strat.startswith("label_") else None)
-        version = ws.write(out, reason=f"split test={test} val={val} folds={folds} stratify={strat} "
-                                        f"bins={bins} seed={seed}")
-        atomic_write_bytes(ws.sub("splits") / "balance.csv", balance.to_csv().encode())
+        if not check:
+            version = ws.write(out, reason=f"split test={test} val={val} folds={folds} stratify={strat} "
+                                            f"bins={bins} seed={seed}")
+            atomic_write_bytes(ws.sub("splits") / "balance.csv", balance.to_csv().encode())
 
         console = Console()
         table = Table(title=f"class balance ({strat or 'no stratification'})")
@@ -56,6 +65,10 @@ def register(app: typer.Typer) -> None:
                                        for col, v in balance.loc[name].items()])
         console.print(table)
         n_off = int(out["split"].isna().sum())
+        if check:
+            console.print(f"leakage check passed ({len(pairs)} duplicate pair(s) checked); {n_off} row(s) "
+                          f"without a split")
+            return
         console.print(f"{len(pairs)} duplicate pair(s) kept together; {n_off} excluded/unreadable row(s) left "
                       f"out; leakage check passed; manifest version {version}; balance in "
                       f"{ws.root / 'splits' / 'balance.csv'}")
