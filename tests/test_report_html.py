@@ -177,3 +177,18 @@ def test_counts_stored_as_float_show_as_integers():
     from medsift.report.sections import fmt
 
     assert (fmt(17.0), fmt(1.0), fmt(0.8754), fmt(float("nan"))) == ("17", "1.000", "0.875", "–")
+
+
+def test_clinical_sheet_summarised_per_patient(tmp_path):
+    from medsift.report.sections import clinical_section
+    from medsift.workspace import Workspace
+
+    ws = Workspace.at(build_workspace(tmp_path))
+    df = ws.read()
+    df["clinical_age"] = [70.0] * 4 + [50.0] * 4          # per patient: 70, 50
+    df["clinical_sex"] = ["F"] * 4 + [None] * 4
+    sec = clinical_section(ws, df)
+    numeric, categorical = sec.tables
+    # n, missing, mean, sd (n-1: sqrt(200)), min, median, max; whole numbers print without decimals
+    assert numeric.rows == [["age", "2", "0", "60", "14.142", "50", "60", "70"]]
+    assert categorical.rows == [["sex", "1", "1", "1", "F (1)"]]
