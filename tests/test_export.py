@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from medsift.errors import ConfigError
-from medsift.export import EXPORTERS, MARKER, BoxSource, ExportOptions, export
+from medsift.export import EXPORTERS, MARKER, BoxSource, ExportOptions, ImageFormat, export
 from medsift.manifest import new_manifest
 
 H, W = 24, 32
@@ -159,10 +159,29 @@ def test_voc_annotations_read_back_with_the_voc_reader(exported):
     from medsift.formats.voc import read_voc
 
     out, _ = exported("voc")
-    ann = read_voc(out / "Annotations" / "P2_00.xml")
+    ann = read_voc(out / "VOCdevkit" / "VOC2012" / "Annotations" / "P2_00.xml")
     assert (ann.filename, ann.width, ann.height) == ("P2_00.png", W, H)
     assert ann.boxes == BOXES["P2_00"]
-    assert (out / "ImageSets" / "Main" / "trainval.txt").read_text().split() == ["P1_00", "P1_01", "P2_00", "P3_00"]
+    main = out / "VOCdevkit" / "VOC2012" / "ImageSets" / "Main"
+    assert (main / "trainval.txt").read_text().split() == ["P1_00", "P1_01", "P2_00", "P3_00"]
+
+
+def test_voc_jpeg_export_loads_with_torchvision(manifest, tmp_path):
+    from torchvision.datasets import VOCDetection
+
+    summary = export(manifest, tmp_path / "v", target="voc", options=ExportOptions(image_format=ImageFormat.JPG))
+    ds = VOCDetection(str(tmp_path / "v"), year="2012", image_set="train")
+    image, target = ds[2]
+    objects = target["annotation"]["object"]
+    assert image.size == (W, H) and target["annotation"]["filename"] == "P2_00.jpg"
+    assert [(o["name"], o["bndbox"]["xmin"], o["bndbox"]["ymax"]) for o in objects] == [
+        ("hemorrhage", "5", "8"), ("edema", "20", "6")]
+    assert any("lossy JPEG" in n for n in summary.notes)
+
+
+def test_nnunet_refuses_jpeg(manifest, tmp_path):
+    with pytest.raises(ConfigError, match="lossless"):
+        export(manifest, tmp_path / "j", target="nnunet", options=ExportOptions(image_format=ImageFormat.JPG))
 
 
 def test_nnunet_layout_dataset_json_and_labels(exported):

@@ -43,8 +43,8 @@ def test_unknown_target_lists_valid_ones(workspace, tmp_path):
 
 def test_bad_image_format_choice_lists_valid_ones(workspace, tmp_path):
     result = CliRunner().invoke(app, ["export", str(workspace), "--to", "monai", "--out", str(tmp_path / "o"),
-                                      "--image-format", "jpg"])
-    assert "valid: auto, png, nifti" in str(result.exception)
+                                      "--image-format", "tiff"])
+    assert "valid: auto, png, nifti, jpg" in str(result.exception)
 
 
 def test_refuses_the_workspace_itself(workspace):

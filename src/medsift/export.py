@@ -10,7 +10,7 @@ unless ``overwrite`` is set, and even then only when it holds a previous medsift
 Pixels (from :func:`medsift.io.load_slice`, masks from :func:`medsift.io.load_mask`):
 
 * 8-bit rows (``has_hu`` false) become 8-bit gray PNG; a source that already is an 8-bit gray PNG is copied
-  byte for byte.
+  byte for byte. COCO/YOLO/VOC may ask for JPEG instead (lossy, for tools that only take ``.jpg``).
 * HU rows (``has_hu`` true): nnU-Net and MONAI get one float32 NIfTI per slice in HU (affine = pixel spacing
   in mm), nnU-Net channel name ``CT``. COCO/YOLO/VOC get PNG windowed with the row's stored window
   (``window_center``/``window_width``), else the brain window 40/80 HU; the summary counts both cases.
@@ -21,7 +21,9 @@ Layouts (``OUT`` = the output folder):
 
 * ``coco``: ``images/<split>/<id>.png``, ``annotations/instances_<split>.json``
 * ``yolo``: ``images/<split>/<id>.png``, ``labels/<split>/<id>.txt``, ``data.yaml`` (relative paths)
-* ``voc``: ``JPEGImages/<id>.png``, ``Annotations/<id>.xml``, ``ImageSets/Main/<split>.txt``
+* ``voc``: ``VOCdevkit/VOC2012/{JPEGImages/<id>.png, Annotations/<id>.xml, ImageSets/Main/<split>.txt}``
+  (``trainval.txt`` too); torchvision's ``VOCDetection(OUT, year="2012")`` hard-codes ``.jpg``, so for it
+  export with ``image_format=jpg`` (lossy)
 * ``nnunet``: ``nnUNet_raw/DatasetNNN_Name/{imagesTr,labelsTr,imagesTs,labelsTs}``, ``dataset.json``,
   ``nnUNet_preprocessed/DatasetNNN_Name/splits_final.json`` (patient-level folds from the manifest)
 * ``monai``: ``images/<id>.<ext>``, ``labels/<id>.<ext>``, ``datalist.json``
@@ -49,6 +51,7 @@ from medsift.manifest import SPLITS, active, atomic_write_bytes, label_columns
 from medsift.registry import Registry
 
 MARKER = ".medsift-export.json"
+VOC_ROOT = "VOCdevkit/VOC2012"
 BRAIN_WINDOW = (40.0, 80.0)
 
 
@@ -63,11 +66,12 @@ class ExportTarget(str, Enum):
 
 
 class ImageFormat(str, Enum):
-    """Image files written by nnU-Net/MONAI exports (COCO/YOLO/VOC always write PNG)."""
+    """Image files written. nnU-Net/MONAI: PNG or NIfTI (lossless only). COCO/YOLO/VOC: PNG or JPEG."""
 
-    AUTO = "auto"  # NIfTI when every row has HU, PNG when none has
+    AUTO = "auto"  # nnU-Net/MONAI: NIfTI when every row has HU, PNG when none has; COCO/YOLO/VOC: PNG
     PNG = "png"
     NIFTI = "nifti"
+    JPG = "jpg"  # lossy (quality 95); only for tools that insist on .jpg, e.g. torchvision's VOCDetection
 
 
 class BoxSource(str, Enum):
@@ -243,17 +247,21 @@ def _row_window(row: pd.Series, ctx: _Context) -> tuple[float, float]:
     return ctx.options.default_window
 
 
-def _png_bytes(arr: np.ndarray) -> bytes:
+def _raster_bytes(arr: np.ndarray, *, jpeg: bool) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    if jpeg:
+        img.save(buf, format="JPEG", quality=95)
+    else:
+        img.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _write_png_image(item: _Item, dest: Path, ctx: _Context) -> tuple[int, int]:
-    """Write the slice as an 8-bit gray PNG; returns (width, height)."""
-    size = _gray8_png_size(item.row)
+def _write_raster(item: _Item, dest: Path, ctx: _Context, *, jpeg: bool) -> tuple[int, int]:
+    """Write the slice as an 8-bit gray PNG (or JPEG); returns (width, height)."""
+    size = None if jpeg else _gray8_png_size(item.row)
     if size is not None:
         atomic_write_bytes(dest, Path(str(item.row["image_path"])).read_bytes())
         return size
@@ -264,7 +272,7 @@ def _write_png_image(item: _Item, dest: Path, ctx: _Context) -> tuple[int, int]:
         center, width = _row_window(item.row, ctx)
         arr = window(arr, center, width) * 255.0
     out = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    atomic_write_bytes(dest, _png_bytes(out))
+    atomic_write_bytes(dest, _raster_bytes(out, jpeg=jpeg))
     return int(out.shape[1]), int(out.shape[0])
 
 
@@ -282,10 +290,10 @@ def _nifti_bytes(arr: np.ndarray, row: pd.Series, dtype: type) -> bytes:
 
 
 def _write_image(item: _Item, dest_no_ext: Path, ending: str, ctx: _Context) -> tuple[str, int, int]:
-    """Write the slice as ``.png`` or ``.nii.gz``; returns (file name, width, height)."""
+    """Write the slice as ``.png``, ``.jpg`` or ``.nii.gz``; returns (file name, width, height)."""
     dest = dest_no_ext.with_name(dest_no_ext.name + ending)
-    if ending == ".png":
-        w, h = _write_png_image(item, dest, ctx)
+    if ending in (".png", ".jpg"):
+        w, h = _write_raster(item, dest, ctx, jpeg=ending == ".jpg")
     else:
         arr = _load_slice(item.row)
         atomic_write_bytes(dest, _nifti_bytes(arr, item.row, np.float32))
@@ -346,9 +354,21 @@ def _box_labels(items: list[_Item], options: ExportOptions) -> list[str]:
     return sorted({str(b[4]) for it in items for b in (it.row.get("boxes") or [])})
 
 
+def _raster_ending(options: ExportOptions, ctx: _Context) -> str:
+    """File ending of COCO/YOLO/VOC images: ``.png`` (default) or ``.jpg``."""
+    if options.image_format is ImageFormat.NIFTI:
+        raise ConfigError(f"{ctx.summary.target} images must be PNG or JPEG; got --image-format nifti")
+    if options.image_format is ImageFormat.JPG:
+        ctx.summary.notes.append("images written as lossy JPEG (quality 95); PNG keeps pixels exact")
+        return ".jpg"
+    return ".png"
+
+
 def _resolve_ending(items: list[_Item], options: ExportOptions) -> str:
     hu = sum(_flag(it.row.get("has_hu")) for it in items)
     fmt = options.image_format
+    if fmt is ImageFormat.JPG:
+        raise ConfigError("nnU-Net and MONAI exports need lossless images; use --image-format png or nifti")
     if fmt is ImageFormat.AUTO:
         if 0 < hu < len(items):
             raise ConfigError(f"{hu} of {len(items)} rows are in HU and the rest 8-bit; choose one file type "
@@ -373,11 +393,12 @@ def _export_coco(items: list[_Item], ctx: _Context) -> None:
     box_labels = sorted({str(b[4]) for it in items for b in (it.row.get("boxes") or [])}) \
         if ctx.options.box_source is BoxSource.ANNOTATIONS else []
     categories = sorted(set(box_labels) | ({ctx.options.mask_label} if has_masks else set()))
+    ending = _raster_ending(ctx.options, ctx)
     for split, group in _by_split(items).items():
         images = []
         for it in _iterate(group, ctx, f"coco {split}"):
             try:
-                name, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ".png", ctx)
+                name, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
             except FormatError as exc:
                 _unreadable(it, exc, ctx)
                 continue
@@ -402,12 +423,13 @@ def _export_yolo(items: list[_Item], ctx: _Context) -> None:
     if not names:
         raise ConfigError("YOLO export needs boxes: no exported row has a box (with --box-source mask: a mask)")
     groups = _by_split(items)
+    ending = _raster_ending(ctx.options, ctx)
     if "train" not in groups:
         raise ConfigError(f"YOLO export needs train rows; splits present: {sorted(groups)}")
     for split, group in groups.items():
         for it in _iterate(group, ctx, f"yolo {split}"):
             try:
-                _, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ".png", ctx)
+                _, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
             except FormatError as exc:
                 _unreadable(it, exc, ctx)
                 continue
@@ -430,24 +452,27 @@ def _export_voc(items: list[_Item], ctx: _Context) -> None:
     from medsift.formats.voc import voc_xml
 
     written: dict[str, list[str]] = {}
+    ending = _raster_ending(ctx.options, ctx)
+    voc = ctx.root / VOC_ROOT
     for split, group in _by_split(items).items():
         for it in _iterate(group, ctx, f"voc {split}"):
             try:
-                name, w, h = _write_image(it, ctx.root / "JPEGImages" / it.stem, ".png", ctx)
+                name, w, h = _write_image(it, voc / "JPEGImages" / it.stem, ending, ctx)
             except FormatError as exc:
                 _unreadable(it, exc, ctx)
                 continue
             mask = _mask_for(it, w, h, ctx) if ctx.options.box_source is BoxSource.MASK else None
             boxes = _boxes_for(it, mask, w, h, ctx)
             ctx.summary.boxes += len(boxes)
-            atomic_write_bytes(ctx.root / "Annotations" / f"{it.stem}.xml",
+            atomic_write_bytes(voc / "Annotations" / f"{it.stem}.xml",
                                voc_xml(filename=name, width=w, height=h, boxes=boxes, folder="JPEGImages"))
             written.setdefault(split, []).append(it.stem)
             ctx.summary.count(split)
     if "train" in written and "val" in written:
         written["trainval"] = written["train"] + written["val"]
     for split, stems in written.items():
-        atomic_write_bytes(ctx.root / "ImageSets" / "Main" / f"{split}.txt", "".join(f"{s}\n" for s in stems).encode())
+        atomic_write_bytes(voc / "ImageSets" / "Main" / f"{split}.txt", "".join(f"{s}\n" for s in stems).encode())
+    ctx.summary.files["voc_root"] = VOC_ROOT
 
 
 @EXPORTERS.register(ExportTarget.NNUNET.value)

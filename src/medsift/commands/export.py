@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(..., "--to", help="Target: coco, yolo, voc, nnunet or monai."),
         out: Path = typer.Option(..., "--out", help="Output folder (new or empty; never a source folder)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous medsift export in --out."),
-        image_format: str = typer.Option("auto", help="nnunet/monai images: auto (NIfTI for HU data, else PNG), "
-                                                      "png or nifti."),
+        image_format: str = typer.Option("auto", help="auto, png, nifti (nnunet/monai; auto = NIfTI for HU data) "
+                                                      "or jpg (coco/yolo/voc, lossy)."),
         box_source: str = typer.Option("annotations", help="Boxes from 'annotations' (manifest boxes) or 'mask' "
                                                            "(connected components)."),
         mask_label: str = typer.Option("lesion", help="Class name of the mask foreground."),
