@@ -50,6 +50,9 @@ def main(ws: Path, out: Path) -> None:
             page.mouse.wheel(0, -120)
             page.wait_for_timeout(200)
             _save_small(page.screenshot(), out / "report-audit.png")
+            if page.query_selector("#run-1"):
+                page.evaluate("() => document.querySelector('[id^=run-1-]').scrollIntoView()")
+                _save_small(page.screenshot(), out / "report-run.png")
             page.goto(f"http://127.0.0.1:{server.server_port}/")
             page.wait_for_function("() => document.querySelector('#image').dataset.shown")
             items = page.evaluate("() => fetch('/api/items').then(r => r.json())")["items"]

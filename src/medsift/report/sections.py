@@ -26,6 +26,8 @@ GALLERY_PER_CHECK = 6
 THUMB_SIZE = 160
 MAX_EVAL_PNGS = 24
 MODEL_JSON_HIDDEN = frozenset({"config", "state", "command"})  # shown elsewhere or internal
+MODEL_SUMMARY_KEYS = frozenset({"task", "labels", "model.arch", "best_epoch", "epochs_run", "stop_reason",
+                                "train_seconds", "val", "calibration.thresholds", "workspace", "arch", "params"})
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "medium", "info", "low")
 _PNG_TITLES = {
     "curves": "Training curves", "confusion": "Confusion matrix", "roc": "ROC curve", "pr": "Precision-recall curve",
@@ -390,9 +392,10 @@ def run_section(run: Path, ws: Workspace, *, report_dir: Path, index: int) -> Se
         sec.links.append(("config.yaml", relpath(cfg, report_dir)))
         sec.texts.append(("config.yaml", cfg.read_text(errors="replace")[:20000]))
     if model:
-        shown = {k: v for k, v in model.items() if k not in MODEL_JSON_HIDDEN}
-        sec.tables.append(Table("Model (model.json)", ["key", "value"], _flatten(shown, depth=2), train,
-                                note="full configuration below (config.yaml)"))
+        rows = [r for r in _flatten({k: v for k, v in model.items() if k not in MODEL_JSON_HIDDEN}, depth=2)
+                if r[0].split(".")[0] in MODEL_SUMMARY_KEYS or r[0] in MODEL_SUMMARY_KEYS]
+        sec.tables.append(Table("Model", ["key", "value"], rows, train, note="all of it in model.json below"))
+        sec.texts.append(("model.json", json.dumps(model, indent=1, default=str)[:20000]))
     hist = run / "history.csv"
     if hist.is_file():
         h = pd.read_csv(hist)

@@ -269,6 +269,9 @@ def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAUL
 
     ``on_ready`` is called with the page URL once the socket is bound.
     """
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per image request on the console
     server = make_review_server(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=runs)
     if on_ready is not None:
         on_ready(f"http://{host}:{server.server_port}/")
