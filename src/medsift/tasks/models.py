@@ -26,7 +26,7 @@ def _attention_block(kind: str, channels: int):
     if kind == "se":
         from monai.networks.blocks import ChannelSELayer
 
-        return ChannelSELayer(spatial_dims=2, in_channels=channels, r=16)
+        return ChannelSELayer(spatial_dims=2, in_channels=channels, r=min(16, max(channels // 4, 1)))
     if kind == "cbam":
         return CBAM(channels)
     return nn.Identity()
