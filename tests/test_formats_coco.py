@@ -111,3 +111,23 @@ def test_read_coco_rejects_non_json(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(FormatError, match="JSON"):
         read_coco(tmp_path / "x.json")
+
+
+def test_predicted_masks_and_boxes_score_perfectly_against_their_own_ground_truth(tmp_path):
+    from pycocotools.cocoeval import COCOeval
+
+    from medsift.formats.coco import box_result, mask_result
+
+    gt = COCO(str(write_coco(tmp_path / "gt.json", _dataset())))
+    lesion = [a for a in gt.dataset["annotations"] if a["category_id"] == 2]
+    segm = [mask_result(image_id=1, category_id=2, mask=gt.annToMask(a), score=0.9) for a in lesion]
+    bbox = [box_result(image_id=1, category_id=2, box=[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                                                      a["bbox"][1] + a["bbox"][3]], score=0.9) for a in lesion]
+    for iou_type, results in (("segm", segm), ("bbox", bbox)):
+        dt = gt.loadRes(str(write_coco(tmp_path / f"{iou_type}.json", results)))
+        ev = COCOeval(gt, dt, iou_type)
+        ev.params.catIds = [2]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0)  # AP@[.5:.95] of exact predictions

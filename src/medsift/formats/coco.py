@@ -144,8 +144,20 @@ def build_coco(images: Sequence[CocoImage], *, categories: Sequence[str], mask_l
     }
 
 
-def write_coco(path: str | Path, dataset: Mapping[str, Any]) -> Path:
-    """Write a COCO dict as JSON atomically."""
+def box_result(*, image_id: int, category_id: int, box: Sequence, score: float) -> dict:
+    """One COCO *results* entry for a predicted box ``[x1, y1, x2, y2, ...]`` (``COCO.loadRes``, iouType bbox)."""
+    return {"image_id": int(image_id), "category_id": int(category_id), "bbox": xyxy_to_xywh(box),
+            "score": float(score)}
+
+
+def mask_result(*, image_id: int, category_id: int, mask: np.ndarray, score: float) -> dict:
+    """One COCO *results* entry for a predicted binary (H, W) mask as RLE (``COCO.loadRes``, iouType segm)."""
+    return {"image_id": int(image_id), "category_id": int(category_id), "segmentation": mask_to_rle(mask),
+            "score": float(score)}
+
+
+def write_coco(path: str | Path, dataset: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Path:
+    """Write a COCO dataset dict (or a results list) as JSON atomically."""
     path = Path(path)
     atomic_write_bytes(path, json.dumps(dataset, indent=1).encode("utf-8"))
     return path
