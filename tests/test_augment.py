@@ -29,7 +29,7 @@ def test_same_draw_moves_mask_and_boxes_identically():
     # geometric ops of "strong" (flips, rot90, 20 deg rotation, scale 0.8-1.2, translation 10%), no elastic
     aug = build_augment(task="detect", size=64, strength="strong", seed=0, elastic_p=0.0)
     compared = moved = 0
-    for _ in range(40):
+    for _ in range(25):
         out = aug(_rect_sample())
         expected = _mask_box(out["mask"])
         if expected is None or len(out["boxes"]) == 0:
@@ -38,7 +38,7 @@ def test_same_draw_moves_mask_and_boxes_identically():
         assert np.allclose(got, expected, atol=2.0), (got, expected)
         compared += 1
         moved += not np.allclose(got, [20, 10, 50, 30], atol=1.0)
-    assert compared >= 30 and moved >= 25
+    assert compared >= 18 and moved >= 15
 
 
 def test_image_follows_the_mask():

@@ -56,3 +56,16 @@ def test_to_float_matches_single_sample_normalisation(cache):
     x = to_float(batch["image"], cache)
     np.testing.assert_allclose(x[0].numpy(), cache.image(3), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x[1].numpy(), cache.image(5), rtol=1e-5, atol=1e-5)
+
+
+def test_sample_dataset_applies_augment_and_keeps_labels(cache):
+    from medsift.preprocess.augment import build_augment
+    from medsift.preprocess.loader import CacheSampleDataset
+
+    plain = CacheSampleDataset(cache, [4])[0]
+    assert plain["image"].shape == (1, 16, 16) and plain["mask"].shape == (1, 16, 16)
+    np.testing.assert_allclose(plain["image"].numpy(), cache.image(4))
+    assert plain["label_hemorrhage"] == 0.0 and plain["index"] == 4
+    flip = build_augment(task="segment", size=16, strength="none", hflip=1.0)
+    flipped = CacheSampleDataset(cache, [4], augment=flip)[0]
+    assert torch.equal(flipped["mask"], plain["mask"].flip(-1))

@@ -49,6 +49,37 @@ class CacheBatchDataset:
         return out
 
 
+class CacheSampleDataset:
+    """Per-sample dataset over a cache, optionally augmented: item ``k`` is
+    ``augment(as_sample(cache[positions[k]]))`` — ``image`` float32 (C, S, S) normalised per the cache config,
+    ``mask`` uint8 (1, S, S), ``boxes`` float32 (N, 4), ``labels`` int64 (N,), ``image_id``, ``index`` (cache
+    position) and ``label_<name>`` floats (NaN when unknown). Collate boxes with a list-collate."""
+
+    def __init__(self, cache: SliceCache, positions: Sequence[int] | np.ndarray | None = None, *,
+                 augment: Any = None) -> None:
+        self.cache = cache
+        self.positions = np.arange(len(cache)) if positions is None else np.asarray(positions, dtype=np.int64)
+        self.augment = augment
+        labels = [c for c in cache.index.columns if c.startswith("label_") and c != "label_source"]
+        self.labels = {c: cache.index[c].astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan)
+                       for c in labels}
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        from medsift.preprocess.augment import as_sample
+
+        pos = int(self.positions[int(k)])
+        sample = as_sample(self.cache[pos])
+        if self.augment is not None:
+            sample = self.augment(sample)
+        sample["index"] = pos
+        for name, values in self.labels.items():
+            sample[name] = float(values[pos])
+        return sample
+
+
 def cache_loader(cache: SliceCache, positions: Sequence[int] | np.ndarray | None = None, *, batch_size: int = 32,
                  shuffle: bool = True, seed: int = 0, num_workers: int = 0, drop_last: bool = False):
     """A ``DataLoader`` of whole-batch reads (see :class:`CacheBatchDataset`); shuffled with a
