@@ -30,6 +30,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "evaluate",
     "predict",
+    "pseudo_label",
+    "queue",
+    "label_noise",
+    "ensemble",
 )
 
 app = typer.Typer(

@@ -1,0 +1,53 @@
+"""`medsift ensemble WS --out DIR`: vote runs or k-fold models; two-stage (CNN features + SVM/GBT) and a
+contrast gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ensemble(
+        workspace: Path = typer.Argument(..., help="Workspace to evaluate on (split, with folds for --kfold)."),
+        out: Path = typer.Option(..., help="Output folder (fold runs, metrics.json, predictions.csv)."),
+        run: List[Path] = typer.Option([], "--run", help="Member run folder (repeatable)."),
+        kfold: bool = typer.Option(False, help="Train one run per fold of WS (fold = validation) and add them."),
+        config: Optional[Path] = typer.Option(None, help="YAML TrainConfig of the fold runs."),
+        epochs: Optional[int] = typer.Option(None, help="Epochs of the fold runs."),
+        set_: List[str] = typer.Option([], "--set", help="Config override key=value for the fold runs."),
+        vote: str = typer.Option("soft", help="soft (mean probability) | hard (majority at each run's threshold)."),
+        split: str = typer.Option("test", help="Split to vote on: train | val | test | all."),
+        two_stage: Optional[str] = typer.Option(None, help="Also fit svm | gbt | logreg on the first run's CNN "
+                                                           "features (grid search), evaluated on test."),
+        gate: bool = typer.Option(False, help="With --two-stage: one model per contrast group (low/high)."),
+    ) -> None:
+        """Evaluate an ensemble of runs (and optional two-stage / gated models) on WS's SPLIT."""
+        from rich.console import Console
+
+        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.errors import ConfigError
+        from medsift.label.ensemble import evaluate_ensemble, train_kfold
+
+        console = Console()
+        runs = list(run)
+        if kfold:
+            cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+            cfg = apply_overrides(cfg, ([f"epochs={epochs}"] if epochs else []) + list(set_))
+            runs += train_kfold(workspace, out, cfg, log=console.print)
+        if not runs:
+            raise ConfigError("no member runs: pass --run RUN (repeatable) and/or --kfold")
+        metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split)
+        console.print(f"{vote} vote of {len(runs)} runs on {split}: AUC {metrics['ensemble_auc']:.3f}, "
+                      f"F1 {metrics['ensemble_f1']:.3f}; members' AUC "
+                      + ", ".join(f"{metrics[f'run{i}_auc']:.3f}" for i in range(len(runs))))
+        if two_stage:
+            from medsift.label.two_stage import two_stage_run
+
+            res = two_stage_run(runs[0], workspace, out, kind=two_stage, gate=gate)
+            console.print(f"two-stage {two_stage}{' (contrast-gated)' if gate else ''}: test AUC "
+                          f"{res['test']['auc']:.3f} vs CNN {res['cnn_test']['auc']:.3f}; best {res['best_params']}")
+        console.print(f"written to {out}")

@@ -1,0 +1,196 @@
+"""Ensembles of runs: soft and hard voting, and k-fold training from the split's patient-level folds.
+
+Scores are stacked as ``(M, N, K)``: M runs (or folds), N images, K labels.
+
+* soft vote: the (weighted) mean probability; its threshold is the mean of the runs' calibrated thresholds.
+* hard vote: each run votes ``p >= its threshold``; positive when more than half vote so; a tie goes to the
+  soft vote against the mean threshold. The vote fraction is the ensemble's score.
+
+K-fold training (:func:`train_kfold`) trains one run per fold ``k``: fold ``k`` is its validation set, the other
+folds its training set, and ``test`` stays untouched, so the fold runs can be evaluated and voted on ``test``.
+
+Example:
+    >>> soft_vote(np.array([[[0.2]], [[0.6]]])).tolist()
+    [[0.4]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from medsift.errors import ConfigError
+
+
+class Vote(str, Enum):
+    """How an ensemble combines its members."""
+
+    SOFT = "soft"
+    HARD = "hard"
+
+
+def _stack(scores) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 2:
+        s = s[:, :, None]
+    if s.ndim != 3 or s.shape[0] < 1:
+        raise ConfigError(f"scores must be (M runs, N images, K labels); got shape {s.shape}")
+    return s
+
+
+def soft_vote(scores, *, weights: Sequence[float] | None = None) -> np.ndarray:
+    """(N, K) weighted mean of (M, N, K) probabilities (equal weights by default)."""
+    s = _stack(scores)
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(s),) or (w < 0).any() or w.sum() <= 0:
+        raise ConfigError(f"weights must be {len(s)} non-negative numbers with a positive sum; got {weights!r}")
+    return np.tensordot(w / w.sum(), s, axes=1)
+
+
+def hard_vote(scores, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote of (M, N, K) probabilities at per-run thresholds (M, K) (or (M,), or a scalar).
+
+    Returns:
+        ``(decisions (N, K) int 0/1, fraction (N, K) of runs voting positive)``.
+    """
+    s = _stack(scores)
+    t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64).reshape(-1, 1) if np.ndim(thresholds) == 1
+                        else np.asarray(thresholds, dtype=np.float64), (s.shape[0], s.shape[2]))
+    votes = s >= t[:, None, :]
+    frac = votes.mean(axis=0)
+    tie = np.isclose(frac, 0.5)
+    soft = soft_vote(s) >= t.mean(axis=0)[None, :]
+    return np.where(tie, soft, frac > 0.5).astype(np.int64), frac
+
+
+def fold_manifest(df: pd.DataFrame, fold: int) -> pd.DataFrame:
+    """A copy of ``df`` whose non-test rows of fold ``fold`` are ``val`` and other folds ``train``."""
+    if "fold" not in df.columns or df["fold"].isna().all():
+        raise ConfigError("the manifest has no folds; run `medsift split WS --folds K` first")
+    out = df.copy()
+    has = out["fold"].notna() & (out["split"] != "test")
+    folds = sorted(int(f) for f in out.loc[has, "fold"].unique())
+    if fold not in folds:
+        raise ConfigError(f"fold {fold} not in the manifest; folds: {folds}")
+    out.loc[has, "split"] = np.where(out.loc[has, "fold"].astype(int) == fold, "val", "train")
+    return out
+
+
+def train_kfold(workspace: str | Path, out: str | Path, config, *, folds: Sequence[int] | None = None,
+                log: Callable[[str], None] | None = None) -> list[Path]:
+    """Train one run per fold into ``out/fold<k>/run``; returns the run folders.
+
+    Each fold gets a workspace ``out/fold<k>/ws`` (the manifest with the fold as ``val``) whose ``cache``
+    links to the source workspace's cache, so slices are decoded once.
+    """
+    from medsift.engine.runner import train_run
+    from medsift.manifest import active
+    from medsift.workspace import Workspace
+
+    ws = Workspace.at(workspace)
+    df = ws.read()
+    present = sorted(int(f) for f in active(df)["fold"].dropna().unique()) if "fold" in df.columns else []
+    folds = list(folds) if folds is not None else present
+    if len(present) < 2:
+        raise ConfigError(f"k-fold training needs >= 2 folds in {ws.root}; got {present}")
+    runs = []
+    for k in folds:
+        fws = Workspace.at(Path(out) / f"fold{k}" / "ws")
+        fws.root.mkdir(parents=True, exist_ok=True)
+        link = fws.root / "cache"
+        if not link.exists():
+            os.symlink(ws.sub("cache"), link, target_is_directory=True)
+        fws.write(fold_manifest(df, k), reason=f"fold {k} as validation (k-fold ensemble of {ws.root})")
+        run = Path(out) / f"fold{k}" / "run"
+        if not (run / "model.json").is_file():
+            train_run(fws.root, run, config, show_progress=False, log=log)
+        runs.append(run)
+    return runs
+
+
+@dataclass(frozen=True)
+class MemberScores:
+    """The runs' scores on the same rows: ids/patients (N,), targets (N, K), scores (M, N, K), thresholds (M, K)."""
+
+    image_ids: np.ndarray
+    patients: np.ndarray
+    targets: np.ndarray
+    scores: np.ndarray
+    thresholds: np.ndarray
+    labels: tuple[str, ...]
+
+
+def member_scores(runs: Sequence[str | Path], workspace: str | Path, *, split: str = "test") -> MemberScores:
+    """Score the labelled rows of ``workspace``'s ``split`` (``all`` = every active row) with every run."""
+    from medsift.label.features import known_labels, run_outputs
+    from medsift.manifest import active
+    from medsift.workspace import Workspace
+
+    if not runs:
+        raise ConfigError("an ensemble needs at least one run")
+    ws = Workspace.at(workspace)
+    df = active(ws.read())
+    if split != "all":
+        df = df[df["split"] == split]
+    labels = None
+    outs = []
+    for run in runs:
+        meta = json.loads((Path(run) / "model.json").read_text()) if (Path(run) / "model.json").is_file() else None
+        if meta is None:
+            raise ConfigError(f"{run} is not a finished medsift run (no model.json)")
+        if labels is None:
+            labels = tuple(meta["labels"])
+            y = known_labels(df, labels)
+            df, y = df[~np.isnan(y).any(axis=1)], y[~np.isnan(y).any(axis=1)]
+            if len(df) == 0:
+                raise ConfigError(f"no labelled rows of {list(labels)} in split {split!r} of {ws.root}")
+        elif tuple(meta["labels"]) != labels:
+            raise ConfigError(f"runs predict different labels: {list(labels)} vs {meta['labels']} ({run})")
+        outs.append(run_outputs(run, ws.root, df))
+    return MemberScores(df["image_id"].astype(str).to_numpy(), df["patient_id"].astype(str).to_numpy(), y,
+                        np.stack([o.probs for o in outs]), np.stack([o.thresholds for o in outs]), labels)
+
+
+def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: str | Path, *,
+                      vote: Vote | str = Vote.SOFT, split: str = "test") -> dict[str, float]:
+    """Vote the runs on ``split`` and score the first label: ensemble and per-run AUC/PR-AUC/F1/sensitivity...
+
+    Writes ``out/metrics.json`` and ``out/predictions.csv`` (image_id, patient_id, label, score, pred, and one
+    ``run<i>`` score column per member).
+    """
+    from medsift.manifest import atomic_write_bytes
+    from medsift.metrics.classification import binary_metrics
+
+    vote = Vote(vote)
+    m = member_scores(runs, workspace, split=split)
+    y = m.targets[:, 0].astype(np.int64)
+    if vote is Vote.SOFT:
+        score = soft_vote(m.scores)[:, 0]
+        thr = float(m.thresholds[:, 0].mean())
+        pred = (score >= thr).astype(np.int64)
+    else:
+        decided, frac = hard_vote(m.scores, m.thresholds)
+        score, pred, thr = frac[:, 0], decided[:, 0], 0.5
+    metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in binary_metrics(y, score, thr).items()}
+    metrics["ensemble_f1_at_vote"] = float(binary_metrics(y, pred.astype(float), 0.5)["f1"])
+    for i, run in enumerate(runs):
+        one = binary_metrics(y, m.scores[i, :, 0], float(m.thresholds[i, 0]))
+        metrics.update({f"run{i}_{k}": float(one[k]) for k in ("auc", "pr_auc", "f1")})
+    metrics.update({"n_runs": float(len(runs)), "n_images": float(len(y)), "n_positive": float(y.sum())})
+    out = Path(out)
+    table = pd.DataFrame({"image_id": m.image_ids, "patient_id": m.patients, "label": y, "score": score,
+                          "pred": pred})
+    for i in range(len(runs)):
+        table[f"run{i}"] = m.scores[i, :, 0]
+    atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out / "metrics.json", json.dumps({"vote": vote.value, "split": split,
+                                                         "runs": [str(r) for r in runs], **metrics},
+                                                        indent=1).encode())
+    return metrics
