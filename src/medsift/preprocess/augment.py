@@ -22,11 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from medsift.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 MIN_VISIBLE_FRACTION = 0.25
 MIN_BOX_SIDE_PX = 4.0
@@ -82,8 +85,8 @@ STRENGTHS: dict[Strength, AugmentParams] = {
 # ------------------------------------------------------------------------------ deterministic twins
 
 
-def adjust_intensity(image: "torch.Tensor", *, brightness: float = 0.0, contrast: float = 1.0,  # noqa: F821
-                     gamma: float = 1.0) -> "torch.Tensor":  # noqa: F821
+def adjust_intensity(image: torch.Tensor, *, brightness: float = 0.0, contrast: float = 1.0,
+                     gamma: float = 1.0) -> torch.Tensor:
     """Brightness, contrast and gamma of a (C, H, W) float image, range-safe (works on z-scored data too).
 
     With ``lo, hi`` the image min/max and ``m`` its mean: gamma ``lo + (hi-lo) * ((x-lo)/(hi-lo))**gamma``,
@@ -104,7 +107,7 @@ def adjust_intensity(image: "torch.Tensor", *, brightness: float = 0.0, contrast
     return x
 
 
-def filter_boxes(boxes: "torch.Tensor", canvas_hw: tuple[int, int]) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+def filter_boxes(boxes: torch.Tensor, canvas_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Clip xyxy pixel boxes (N, 4) to the image and apply the keep rule.
 
     Returns:

@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from medsift.preprocess.cache import SliceCache
 from medsift.preprocess.config import Normalize
+
+if TYPE_CHECKING:
+    import torch
 
 
 class CacheBatchDataset:
@@ -94,7 +97,7 @@ def cache_loader(cache: SliceCache, positions: Sequence[int] | np.ndarray | None
     return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)
 
 
-def to_float(images: "torch.Tensor", cache: SliceCache) -> "torch.Tensor":  # noqa: F821
+def to_float(images: torch.Tensor, cache: SliceCache) -> torch.Tensor:
     """uint8 (B, C, S, S) -> float32 normalised like :meth:`SliceCache.image` (0..1, then ``config.normalize``)."""
     import torch
 
