@@ -140,3 +140,28 @@ def test_keyboard_review_survives_reload_and_restart(browser, tmp_path):
     finally:
         page.close()
         server.stop()
+
+
+def test_report_renders_offline_with_every_image(browser, tmp_path):
+    from medsift.report.html import build_report
+
+    from report_fixtures import build_run
+
+    ws = build_workspace(tmp_path)
+    build_run(ws / "runs" / "r1")
+    report = build_report(ws)
+    page = browser.new_page(viewport={"width": 1366, "height": 800})
+    outside: list[str] = []
+    page.route("**/*", lambda route: (outside.append(route.request.url), route.abort())
+               if not route.request.url.startswith(("file:", "data:")) else route.continue_())
+    try:
+        page.goto(report.as_uri())
+        broken = page.eval_on_selector_all("img", "els => els.filter(e => !e.complete || e.naturalWidth === 0)"
+                                                  ".map(e => e.alt)")
+        n_images = page.eval_on_selector_all("img", "els => els.length")
+        assert outside == [] and broken == [] and n_images >= 10
+        # the table of contents jumps to the run's evaluation
+        page.click("nav >> text=Evaluation ws-test")
+        assert page.evaluate("() => location.hash") == "#run-1-ws-test"
+    finally:
+        page.close()

@@ -175,8 +175,11 @@ def split_table(df: pd.DataFrame, ws: Workspace) -> Table:
             row.append(f"{pos:,} / {neg:,} / {unk:,}{share}")
         rows.append(row)
     cfg = ws.root / "splits" / "balance.csv"
-    return Table("Class balance per split", cols, rows,
-                 provenance=Provenance(f"medsift split {ws.root}", cfg if cfg.is_file() else None),
+    split_done = bool(df["split"].notna().any())
+    prov = (Provenance(f"medsift split {ws.root}", cfg if cfg.is_file() else None) if split_done
+            else Provenance(f"medsift ingest SRC --workspace {ws.root} (not split yet: `medsift split {ws.root}`)",
+                            ws.manifest_path))
+    return Table("Class balance per split", cols, rows, provenance=prov,
                  note="+ positive / − negative / ? unknown slices; % = positives among known.")
 
 
