@@ -40,6 +40,7 @@ def test_items_most_severe_first_with_neighbours(client):
     assert (items[0]["prev"], items[0]["next"]) == ("P1_00", "P1_02")
     assert items[3]["next"] is None
     assert sorted(f["check"] for f in items[0]["findings"]) == ["orientation", "pairing"]
+    assert (items[0]["related"], items[1]["related"]) == ([], ["P2_02"])
 
 
 def test_image_is_the_source_pixels_without_overlays(client):

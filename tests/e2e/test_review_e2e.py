@@ -85,6 +85,10 @@ def test_keyboard_review_survives_reload_and_restart(browser, tmp_path):
         _shown(page, "P1_03")
         page.keyboard.press("\\")
         _shown(page, "P1_02")
+        page.keyboard.press("o")            # the near-duplicate named in the finding
+        _shown(page, "P2_02")
+        page.keyboard.press("o")
+        _shown(page, "P1_02")
         page.keyboard.press("m")
         assert "mask" not in page.get_attribute("#image", "src").split("overlay=")[1].split("&")[0]
         page.keyboard.press("m")

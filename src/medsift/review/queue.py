@@ -88,6 +88,8 @@ def build_queue(manifest: pd.DataFrame, findings: pd.DataFrame) -> list[dict[str
             "findings": fl,
             "prev": prev_id,
             "next": next_id,
+            "related": [r for r in dict.fromkeys(str(f["related_id"]) for f in fl if f["related_id"])
+                        if r in rows.index and r != iid],
             "_rank": (rank, -score, iid),
         })
     items.sort(key=lambda it: it["_rank"])

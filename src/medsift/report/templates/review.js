@@ -50,8 +50,12 @@ function renderImage() {
   img.src = imageUrl(shown);
   const nbNote = $("viewing-neighbour");
   nbNote.hidden = !S.neighbour;
-  nbNote.textContent = S.neighbour ? `neighbour slice ${S.neighbour} (\\ to go back)` : "";
-  for (const [el, id] of [[$("nb-prev"), it.prev], [$("nb-cur"), it.image_id], [$("nb-next"), it.next]]) {
+  nbNote.textContent = S.neighbour ? `showing ${S.neighbour}, not the item (\\ to go back)` : "";
+  const rel = it.related && it.related.length ? it.related[0] : null;
+  $("rel-fig").hidden = !rel;
+  $("rel-id").textContent = rel ? `related ${rel}` : "related";
+  for (const [el, id] of [[$("nb-prev"), it.prev], [$("nb-cur"), it.image_id], [$("nb-next"), it.next],
+                          [$("nb-rel"), rel]]) {
     if (id) { el.src = imageUrl(id, 128); el.parentElement.classList.remove("empty"); el.title = id; }
     else { el.removeAttribute("src"); el.parentElement.classList.add("empty"); el.title = "none"; }
     el.parentElement.classList.toggle("active", id === shown);
@@ -63,6 +67,7 @@ function renderImage() {
   }
   const pv = S.items[S.index - 1];
   if (pv) prefetch(pv.image_id);
+  if (rel) prefetch(rel);
   if (it.prev) prefetch(it.prev);
   if (it.next) prefetch(it.next);
 }
@@ -233,7 +238,7 @@ function toggleOverlay(name) {
 function showNeighbour(which) {
   const it = current();
   if (!it) return;
-  const id = which === "prev" ? it.prev : it.next;
+  const id = which === "prev" ? it.prev : which === "next" ? it.next : (it.related || [])[0];
   if (id) { S.neighbour = S.neighbour === id ? null : id; renderImage(); }
 }
 
@@ -259,6 +264,7 @@ function onKey(ev) {
   else if (k === "b") toggleOverlay("boxes");
   else if (k === "[") showNeighbour("prev");
   else if (k === "]") showNeighbour("next");
+  else if (k === "o") showNeighbour("related");
   else if (k === "\\") { S.neighbour = null; renderImage(); }
   else if (k === "u") { const j = S.items.findIndex((x, i) => i > S.index && !x.decision); if (j >= 0) go(j); }
   else if (k === "?") { if ($("help").open) $("help").close(); else $("help").showModal(); }
@@ -292,6 +298,7 @@ async function init() {
   $("help-close").addEventListener("click", () => $("help").close());
   $("nb-prev").addEventListener("click", () => showNeighbour("prev"));
   $("nb-next").addEventListener("click", () => showNeighbour("next"));
+  $("nb-rel").addEventListener("click", () => showNeighbour("related"));
   $("nb-cur").addEventListener("click", () => { S.neighbour = null; renderImage(); });
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", () => {
