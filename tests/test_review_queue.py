@@ -67,3 +67,21 @@ def test_cli_review_defaults_to_loopback():
 
     out = CliRunner().invoke(app, ["review", "--help"], terminal_width=200).output
     assert "127.0.0.1" in out and "8765" in out
+
+
+def test_findings_file_option_replaces_the_audit_queue(tmp_path):
+    from medsift.review.app import create_app
+
+    ws = build_workspace(tmp_path)
+    q = tmp_path / "queue-uncertainty.findings.csv"
+    q.write_text("image_id,check,severity,score,detail,related_id\nP2_00,active_uncertainty,info,0.5,p=0.50,\n")
+    items = create_app(ws, findings=q, prerender=0).test_client().get("/api/items").get_json()["items"]
+    assert [(i["image_id"], i["findings"][0]["check"]) for i in items] == [("P2_00", "active_uncertainty")]
+
+
+def test_missing_findings_file_is_refused(tmp_path):
+    from medsift.errors import ConfigError
+    from medsift.review.app import create_app
+
+    with pytest.raises(ConfigError, match="nope.csv"):
+        create_app(build_workspace(tmp_path), findings=tmp_path / "nope.csv")

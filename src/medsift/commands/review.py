@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         queue: str = typer.Option("findings", help="findings (the audit's) or disagreements (model vs label)."),
         run: List[Path] = typer.Option([], "--run", help="Run folder with evaluations of WS (disagreements; "
                                                           "runs under WS/runs are always read)."),
+        findings: Optional[Path] = typer.Option(None, help="Findings CSV to review instead of WS/audit/findings.csv "
+                                                            "(e.g. RUN/queue-uncertainty.findings.csv)."),
     ) -> None:
         """Serve the review page on http://HOST:PORT/; decisions go to WS/review/decisions.csv at once."""
         from rich.console import Console
@@ -30,4 +32,5 @@ def register(app: typer.Typer) -> None:
             console.print(f"review page: [bold]{url}[/]  (Ctrl-C stops; decisions are saved to "
                           f"{decisions_path(workspace)} as you make them)")
 
-        serve(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=tuple(run), on_ready=ready)
+        serve(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=tuple(run),
+              findings=findings, on_ready=ready)

@@ -49,7 +49,8 @@ def decisions_path(workspace: str | Path) -> Path:
 class ReviewState:
     """What one server holds: manifest rows by id, the queue, the PNG cache and a prefetch worker."""
 
-    def __init__(self, workspace: str | Path, *, reviewer: str, queue: "QueueSource", runs: tuple[Path, ...]) -> None:
+    def __init__(self, workspace: str | Path, *, reviewer: str, queue: "QueueSource", runs: tuple[Path, ...],
+                 findings: Path | None = None) -> None:
         from medsift.review.cache import PngCache
         from medsift.review.decisions import latest_decisions
         from medsift.review.queue import build_queue, read_findings
@@ -60,11 +61,11 @@ class ReviewState:
         if queue is QueueSource.DISAGREEMENTS:
             from medsift.review.disagreements import disagreement_findings
 
-            findings = disagreement_findings(self.ws.root, runs)
+            table = disagreement_findings(self.ws.root, runs)
         else:
-            findings = read_findings(self.ws.root / "audit" / "findings.csv")
+            table = read_findings(findings if findings is not None else self.ws.root / "audit" / "findings.csv")
         self.queue = queue
-        self.items = build_queue(manifest, findings)
+        self.items = build_queue(manifest, table)
         self.order = {it["image_id"]: i for i, it in enumerate(self.items)}
         self.labels = [c for c in manifest.columns if c.startswith("label_") and c != "label_source"]
         self.reviewer = reviewer
@@ -100,7 +101,8 @@ class ReviewState:
 
 
 def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
-               runs: tuple[str | Path, ...] = (), allowed_hosts: frozenset[str] = LOCAL_HOSTS, prerender: int = 8):
+               runs: tuple[str | Path, ...] = (), findings: str | Path | None = None,
+               allowed_hosts: frozenset[str] = LOCAL_HOSTS, prerender: int = 8):
     """Build the Flask app for one workspace.
 
     Args:
@@ -108,6 +110,8 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: Que
         reviewer: name written with every decision.
         queue: ``findings`` (the audit's) or ``disagreements`` (model vs label, from evaluated runs).
         runs: run folders to read predictions from besides ``WS/runs/*`` (``disagreements`` only).
+        findings: a findings CSV to review instead of ``WS/audit/findings.csv`` (``findings`` queue only), e.g.
+            the ``RUN/queue-<strategy>.findings.csv`` of ``medsift queue``.
         allowed_hosts: host names accepted in the ``Host`` header (port ignored).
         prerender: how many queue items to render in the background at start (default view).
     """
@@ -122,7 +126,11 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: Que
         queue = QueueSource(queue)
     except ValueError:
         raise ConfigError(f"queue must be one of {[q.value for q in QueueSource]}; got {queue!r}") from None
-    state = ReviewState(workspace, reviewer=reviewer, queue=queue, runs=tuple(Path(r) for r in runs))
+    if findings is not None and not Path(findings).is_file():
+        raise ConfigError(f"--findings {findings} is not a file; expected a CSV with columns "
+                          "image_id, check, severity, score, detail, related_id")
+    state = ReviewState(workspace, reviewer=reviewer, queue=queue, runs=tuple(Path(r) for r in runs),
+                        findings=Path(findings) if findings is not None else None)
     app = Flask("medsift.review", static_folder=None)
     app.url_map.merge_slashes = False  # "//etc/passwd" must not be redirected into something else
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
@@ -253,18 +261,20 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: Que
 
 def make_review_server(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                        reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
-                       runs: tuple[str | Path, ...] = ()):
+                       runs: tuple[str | Path, ...] = (), findings: str | Path | None = None):
     """A threaded werkzeug server for the app, bound but not yet serving (``port=0``: any free port)."""
     from werkzeug.serving import make_server
 
     hosts = LOCAL_HOSTS | {host.lower()}
-    app = create_app(workspace, reviewer=reviewer, queue=queue, runs=runs, allowed_hosts=frozenset(hosts))
+    app = create_app(workspace, reviewer=reviewer, queue=queue, runs=runs, findings=findings,
+                     allowed_hosts=frozenset(hosts))
     return make_server(host, port, app, threaded=True)
 
 
 def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
-          runs: tuple[str | Path, ...] = (), on_ready: Callable[[str], None] | None = None) -> None:
+          runs: tuple[str | Path, ...] = (), findings: str | Path | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
     """Run the review app until interrupted (Ctrl-C). Decisions are on disk as soon as they are made.
 
     ``on_ready`` is called with the page URL once the socket is bound.
@@ -272,7 +282,8 @@ def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAUL
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per image request on the console
-    server = make_review_server(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=runs)
+    server = make_review_server(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=runs,
+                                findings=findings)
     if on_ready is not None:
         on_ready(f"http://{host}:{server.server_port}/")
     try:
