@@ -142,7 +142,7 @@ function renderQueue() {
     li.className = (it.decision ? "dec-" + it.decision.decision : "dec-none") + (i === S.index ? " current" : "");
   });
   const cur = ol.children[S.index];
-  if (cur) cur.scrollIntoView({ block: "nearest" });
+  if (cur) ol.scrollTop = cur.offsetTop - ol.clientHeight / 2;  // only the queue list scrolls, not the panel
 }
 
 function go(i) {
