@@ -5,7 +5,7 @@ Usage::
     nice python benchmarks/bench_multilabel.py [--workspace WS] [--out RUN] [--minutes 25] [--phantoms-only]
     python benchmarks/run.py --only multilabel
 
-Phantoms: ``medsift synth`` (folder layout, 24 patients, 128 px), patient split, train
+Phantoms: ``medsift synth`` (folder layout, 60 patients of 16-20 slices, 128 px, trained at 96 px), patient split, train
 ``--task multilabel --labels ivh,iph,sah,edh,sdh`` (subtypes present in the phantoms), test macro F1.
 RSNA: ``../shared/data/rsna-ich-subtypes`` ingested with the folder layout (``any`` -> ``label_hemorrhage``,
 subtypes -> ``label_edh/iph/ivh/sah/sdh``), patient split (test 25%, val 15%), one model with six sigmoid outputs
@@ -35,9 +35,10 @@ RSNA_OVERRIDES = [
     "augment=light", "loss=weighted", "epochs=30", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
     "patience=0", "bootstrap=1000",
 ]
+PHANTOM_PATIENTS = 60
 PHANTOM_OVERRIDES = [
-    "model.arch=resnet_small", "model.width=16", "preprocess.size=128", "batch_size=32", "lr=0.003",
-    "augment=light", "loss=weighted", "epochs=12", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
+    "model.arch=resnet_small", "model.width=16", "preprocess.size=96", "batch_size=32", "lr=0.003",
+    "augment=light", "loss=weighted", "epochs=25", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
     "patience=0", "bootstrap=200",
 ]
 
@@ -72,7 +73,7 @@ def phantoms(root: Path) -> dict:
     from medsift.synth import generate
 
     src = root / "phantoms"
-    generate(src, n_patients=24, seed=0, size=128, layouts=("folder",), defects=False)
+    generate(src, n_patients=PHANTOM_PATIENTS, seed=0, size=128, slices=(16, 20), layouts=("folder",), defects=False)
 
     ws = root / "ws-phantoms"
     df = ingest(src / "folder", layout="folder", workspace=ws, labels=src / "folder" / "labels.csv", n_jobs=2)
