@@ -51,6 +51,7 @@ class ReviewState:
 
     def __init__(self, workspace: str | Path, *, reviewer: str, queue: "QueueSource", runs: tuple[Path, ...],
                  findings: Path | None = None) -> None:
+        from medsift.manifest import label_columns
         from medsift.review.cache import PngCache
         from medsift.review.decisions import latest_decisions
         from medsift.review.queue import build_queue, read_findings
@@ -67,7 +68,7 @@ class ReviewState:
         self.queue = queue
         self.items = build_queue(manifest, table)
         self.order = {it["image_id"]: i for i, it in enumerate(self.items)}
-        self.labels = [c for c in manifest.columns if c.startswith("label_") and c != "label_source"]
+        self.labels = label_columns(manifest)
         self.reviewer = reviewer
         self.decisions_file = decisions_path(self.ws.root)
         self.latest = latest_decisions(self.decisions_file)
@@ -83,12 +84,12 @@ class ReviewState:
                                         lambda: render_png(row, window=window, overlays=overlays, size=size))
 
     def prefetch(self, image_id: str, window: str, overlays: tuple, size: int) -> None:
-        """Render the next queue items (and this item's neighbour slices) in the background."""
+        """Render the next queue items (and this item's neighbour slices and related image) in the background."""
         i = self.order.get(image_id)
         ids: list[str] = []
         if i is not None:
             ids += [it["image_id"] for it in self.items[i + 1:i + 1 + PREFETCH_AHEAD]]
-            ids += [n for n in (self.items[i]["prev"], self.items[i]["next"]) if n]
+            ids += [n for n in (self.items[i]["prev"], self.items[i]["next"], *self.items[i]["related"][:1]) if n]
         for iid in ids:
             if (iid, window, overlays, size) not in self.cache:
                 self.pool.submit(self._quiet_render, iid, window, overlays, size)
@@ -117,7 +118,8 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: Que
     """
     from flask import Flask, Response, abort, jsonify, request
 
-    from medsift.review.decisions import Decision, MAX_REVIEWER, Verdict, append_decision, parse_new_label
+    from medsift.review.decisions import (COLUMNS, MAX_REVIEWER, Decision, Verdict, append_decision,
+                                          parse_new_label)
     from medsift.review.render import parse_overlays, window_names
 
     if not 0 < len(reviewer) <= MAX_REVIEWER or not reviewer.isprintable():
@@ -247,8 +249,7 @@ def create_app(workspace: str | Path, *, reviewer: str = "anonymous", queue: Que
             abort(422, description=str(exc))
         with state.lock:
             append_decision(state.decisions_file, decision)
-            state.latest[image_id] = dict(zip(("timestamp", "reviewer", "image_id", "decision", "new_label",
-                                               "comment"), decision.row()))
+            state.latest[image_id] = dict(zip(COLUMNS, decision.row()))
             saved = state.latest[image_id]
         return jsonify(saved), 201
 
