@@ -55,7 +55,7 @@ class SegmentOptions:
 
     model: str = DEFAULT_MODEL
     loss: str = DEFAULT_LOSS
-    crop: int = 160
+    crop: int = 128
     positive_fraction: float = 0.8
     lesion_slice_fraction: float = 0.5
     roi: int = 0
