@@ -167,3 +167,18 @@ def test_report_has_contract_keys_and_intervals_bracket_estimate():
         assert out[f"{key}_ci_low"] <= out[key] <= out[f"{key}_ci_high"], key
     assert out["n_images"] == 12 and out["n_patients"] == 6
     assert out["dice_global_ci_low"] < out["dice_global_ci_high"]
+
+
+def test_hd95_matches_monai_for_masks_touching_the_border_in_3d():
+    torch = pytest.importorskip("torch")
+    from monai.metrics import compute_hausdorff_distance
+
+    t = np.zeros((4, 20, 24), bool)
+    t[0:2, 0:6, 3:9] = True          # touches the first slice and the top edge
+    p = np.zeros((4, 20, 24), bool)
+    p[1:4, 2:9, 5:12] = True
+    ours = sm.hausdorff95(p, t, spacing=(5.0, 0.5, 0.5))
+    ref = compute_hausdorff_distance(torch.from_numpy(p[None, None].astype(np.float32)),
+                                     torch.from_numpy(t[None, None].astype(np.float32)),
+                                     include_background=True, percentile=95, spacing=(5.0, 0.5, 0.5))
+    assert ours == pytest.approx(float(ref.item()), rel=1e-5)

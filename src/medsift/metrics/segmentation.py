@@ -162,6 +162,10 @@ def hausdorff95(pred: np.ndarray, target: np.ndarray, *, spacing: Sequence[float
         return math.nan
     sp = None if spacing is None else np.broadcast_to(np.asarray(spacing, float), (p.ndim,))
     sp_list = None if sp is None else sp.tolist()
+    # distances only involve the two masks: work in their joint bounding box (1 px margin, same borders)
+    both = p | t
+    box = tuple(slice(max(int(ix.min()) - 1, 0), int(ix.max()) + 2) for ix in np.nonzero(both))
+    p, t = p[box], t[box]
     ps, ts = surface(p), surface(t)
     d_pt = ndimage.distance_transform_edt(~ts, sampling=sp_list)[ps]
     d_tp = ndimage.distance_transform_edt(~ps, sampling=sp_list)[ts]

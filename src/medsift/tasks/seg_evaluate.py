@@ -61,9 +61,9 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
     idx, probs = predictions["index"][order], predictions["prob"][order]
     positions = dataset.positions[idx]
     center = int(getattr(dataset, "center_channel", 0))
-    images = [np.asarray(dataset.images[p]) for p in positions]
+    images = [np.asarray(dataset.images[p, center]) for p in positions]  # (H, W) centre slices
     truth = [np.asarray(dataset.masks[p]) > 0 for p in positions]
-    preds = task.masks_from_probs(probs, images, calibration=calibration, center_channel=center)
+    preds = task.masks_from_probs(probs, images, calibration=calibration)
     patients = dataset.patients[idx].astype(str)
     image_ids = dataset.image_ids[idx].astype(str)
     sidx = np.asarray(dataset.slice_index)[idx]
@@ -98,7 +98,7 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
 
     if out_dir is not None:
         _write_outputs(Path(out_dir), out, table, patient_table, image_ids, patients, sidx, spacing, thick, images,
-                       truth, preds, counts, center=center, bland=ba, export=export)
+                       truth, preds, counts, bland=ba, export=export)
     return out
 
 
@@ -114,8 +114,8 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_outputs(out: Path, metrics: dict[str, Any], table: pd.DataFrame, patient_table: pd.DataFrame,
-                   image_ids, patients, sidx, spacing, thick, images, truth, preds, counts, *, center: int,
-                   bland, export: bool) -> None:
+                   image_ids, patients, sidx, spacing, thick, images, truth, preds, counts, *, bland,
+                   export: bool) -> None:
     from medsift.tasks import seg_outputs as so
 
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def _write_outputs(out: Path, metrics: dict[str, Any], table: pd.DataFrame, pati
     for group, picks in cases.items():
         for k, j in enumerate(picks):
             i = int(lesion[j])
-            rgb = so.overlay(images[i][center], truth[i], preds[i])
+            rgb = so.overlay(images[i], truth[i], preds[i])
             atomic_write_bytes(out / "overlays" / f"{group}_{k}_{image_ids[i]}.png", so.png_bytes(rgb))
     if export:
         pred_dir = out / "predictions"

@@ -57,8 +57,8 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         probs = preds["prob"][order]
         pre = cache.config
         center = int(pre.context) * len(pre.windows)
-        images = [np.asarray(cache.images[p]) for p in pos]
-        masks = task.masks_from_probs(probs, images, calibration=calibration, center_channel=center)
+        images = [np.asarray(cache.images[p, center]) for p in pos]
+        masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
     results = []
     for i, row in enumerate(df.itertuples(index=False)):
@@ -71,7 +71,7 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", masks[i]))
             if overlay:
                 path = Path(out_dir) / f"{stem}_overlay.png"
-                atomic_write_bytes(path, so.png_bytes(so.overlay(images[i][center], None, masks[i])))
+                atomic_write_bytes(path, so.png_bytes(so.overlay(images[i], None, masks[i])))
                 item["overlay"] = str(path)
         results.append(item)
     return results

@@ -221,8 +221,10 @@ class SegmentDataset:
         return self._box[index]
 
     def has_lesion(self) -> np.ndarray:
-        """(N,) bool: the slice's ground truth holds a lesion."""
-        return np.asarray([np.asarray(self.masks[p]).any() for p in self.positions], dtype=bool)
+        """(N,) bool: the slice's ground truth holds a lesion (memoised)."""
+        if getattr(self, "_has_lesion", None) is None:
+            self._has_lesion = np.asarray([np.asarray(self.masks[p]).any() for p in self.positions], dtype=bool)
+        return self._has_lesion
 
     def __getitem__(self, item) -> dict[str, Any]:
         import torch
@@ -489,12 +491,13 @@ class SegmentTask(Task):
         return pp
 
     def masks_from_probs(self, probs: np.ndarray, images: Sequence[np.ndarray], *,
-                         calibration: dict[str, Any] | None = None, center_channel: int = 0) -> list[np.ndarray]:
-        """Post-processed bool masks from uint8 (N, H, W) probabilities and the (C, H, W) uint8 input slices."""
+                         calibration: dict[str, Any] | None = None) -> list[np.ndarray]:
+        """Post-processed bool masks from uint8 (N, H, W) probabilities and the (H, W) uint8 input slices
+        (the centre channel, for the head mask)."""
         from medsift.tasks.seg_postprocess import postprocess
 
         cfg = self.postprocess_config(calibration)
-        return [postprocess(np.asarray(p, np.float32) / 255.0, np.asarray(img)[center_channel], config=cfg)
+        return [postprocess(np.asarray(p, np.float32) / 255.0, np.asarray(img), config=cfg)
                 for p, img in zip(probs, images)]
 
     def evaluate(self, predictions: dict[str, np.ndarray], dataset, *, calibration: dict[str, Any],
