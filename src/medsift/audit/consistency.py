@@ -1,0 +1,83 @@
+"""Label consistency: boxes vs masks, boxes outside the image, tiny or degenerate boxes and masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from medsift.audit.base import CHECKS, AuditContext, CheckResult, findings_frame
+
+MIN_BOX_SIDE = 2.0      # pixels
+MIN_MASK_AREA = 10      # pixels
+MIN_COVERAGE = 0.5      # fraction of mask pixels inside the (margin-expanded) boxes
+
+
+def _present(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+@CHECKS.register("label_consistency")
+def check_label_consistency(ctx: AuditContext) -> CheckResult:
+    """Flag labels that contradict each other or the image.
+
+    Only where a source has both masks and boxes: ``box_without_mask`` and ``mask_without_box`` (warning),
+    ``box_mask_disagree`` (error; less than half of the mask lies inside its boxes grown by 25 % + 4 px;
+    score = 1 - covered fraction). Always: ``box_outside`` (error; a box leaves the image), ``degenerate_box``
+    (error; x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
+    ``mask_not_binary`` and ``mask_size`` (warning), ``mask_unreadable`` (error).
+    """
+    m, f = ctx.manifest, ctx.features
+    ids = ctx.ids
+    scores = ctx.zeros()
+    rows: list[dict] = []
+    has_mask_path = np.array([_present(v) for v in m["mask_path"].astype("string").fillna("")])
+    n_boxes = np.array([len(b) if b is not None else 0 for b in m["boxes"]])
+    has_ann = np.array([_present(v) for v in m["annotation_path"].astype("string").fillna("")]) \
+        if "annotation_path" in m else n_boxes > 0
+    source = m["source"].astype(str).to_numpy()
+    both = {s: bool(has_mask_path[source == s].any() and (n_boxes[source == s] > 0).any()) for s in np.unique(source)}
+
+    def add(i: int, severity: str, score: float, detail: str) -> None:
+        rows.append({"image_id": ids[i], "check": "label_consistency", "severity": severity, "score": score,
+                     "detail": detail})
+        scores.iloc[i] = max(scores.iloc[i], score)
+
+    for i in range(len(m)):
+        r = f.iloc[i]
+        w, h = int(r["img_w"]), int(r["img_h"])
+        for b in (m["boxes"].iloc[i] or []):
+            x1, y1, x2, y2 = (float(v) for v in b[:4])
+            if x2 <= x1 or y2 <= y1:
+                add(i, "error", 1.0, f"degenerate_box: {[x1, y1, x2, y2]} has no area")
+                continue
+            if w > 0 and (x1 < 0 or y1 < 0 or x2 > w or y2 > h):
+                add(i, "error", 1.0, f"box_outside: {[x1, y1, x2, y2]} leaves the {w}x{h} image")
+            if min(x2 - x1, y2 - y1) < MIN_BOX_SIDE:
+                add(i, "warning", 0.7, f"tiny_box: {[x1, y1, x2, y2]} has a side < {MIN_BOX_SIDE:g} px")
+        if has_mask_path[i]:
+            if r["mask_read_ok"] is False or r["mask_read_ok"] == 0:
+                add(i, "error", 1.0, f"mask_unreadable: {r['mask_error']}")
+                continue
+            if r["mask_shape_ok"] is False:
+                add(i, "warning", 0.8, "mask_size: mask and image sizes differ")
+            if r["mask_binary"] is False:
+                add(i, "warning", 0.5, "mask_not_binary: mask holds more than two values")
+            area = int(r["mask_area"])
+            if 0 < area < MIN_MASK_AREA:
+                add(i, "warning", 0.7, f"tiny_mask: {area} px")
+        if not both[source[i]]:
+            continue
+        area = int(r["mask_area"]) if has_mask_path[i] else 0
+        if n_boxes[i] > 0 and area == 0:
+            add(i, "warning", 0.6, f"box_without_mask: {n_boxes[i]} box(es) but the mask is empty")
+        elif area > 0 and n_boxes[i] == 0 and has_ann[i]:
+            add(i, "warning", 0.6, f"mask_without_box: mask of {area} px but the annotation has no box")
+        elif area > 0 and n_boxes[i] > 0:
+            cov = float(r["mask_in_boxes"])
+            if np.isfinite(cov) and cov < MIN_COVERAGE:
+                add(i, "error", 1.0 - cov, f"box_mask_disagree: only {cov:.0%} of the mask ({area} px, bbox "
+                                           f"{r['mask_bbox']}) lies inside the boxes")
+    findings = findings_frame(rows)
+    kinds = findings["detail"].str.split(":").str[0].value_counts().to_dict() if len(findings) else {}
+    return CheckResult(scores, findings, {"kinds": {str(k): int(v) for k, v in kinds.items()},
+                                          "sources_with_masks_and_boxes": [s for s, v in both.items() if v]})
