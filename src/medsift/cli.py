@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agreement",
     "distance",
     "ingest",
+    "audit",
+    "clean",
     "report",
     "review",
     "export",
