@@ -94,13 +94,28 @@ def probe_all(candidates: list[Candidate], *, n_jobs: int = 2, show: bool = Fals
     return rows
 
 
+def _utf8_safe(row: dict[str, Any]) -> None:
+    """File names that are not valid UTF-8 (surrogate-escaped by the OS) cannot be stored in Parquet: keep them
+    readable with backslash escapes and record the row as ``bad_name``."""
+    for key, value in list(row.items()):
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                row[key] = value.encode("utf-8", "backslashreplace").decode("utf-8")
+                row.setdefault("_problems", []).append(
+                    (Status.BAD_NAME.value, f"{key} {row[key]} is not valid UTF-8; expected a UTF-8 file name"))
+
+
 def _statuses(rows: list[dict[str, Any]]) -> None:
     for row in rows:
+        _utf8_safe(row)
         problems = row.pop("_problems", [])
         if problems:
             worst = min(problems, key=lambda p: SEVERITY.get(p[0], 0))
             row["status"] = worst[0]
-            row["status_detail"] = "; ".join(f"{s}: {d}" for s, d in problems)
+            row["status_detail"] = "; ".join(f"{s}: {d}" for s, d in problems).encode(
+                "utf-8", "backslashreplace").decode("utf-8")
         else:
             row["status"] = STATUS_OK
             row["status_detail"] = None
@@ -188,7 +203,8 @@ def ingest(src: str | Path, *, layout: str, workspace: str | Path, source: str =
                        version=version, prefixed=prefixed, replaced=replaced, clinical=clinical_report)
     side = ws.sub("ingest", source)
     unpaired = pd.DataFrame(scan.unpaired, columns=UNPAIRED_COLUMNS)
-    atomic_write_bytes(side / "unpaired_annotations.csv", unpaired.to_csv(index=False).encode())
+    atomic_write_bytes(side / "unpaired_annotations.csv",
+                       unpaired.to_csv(index=False).encode("utf-8", "backslashreplace"))
     atomic_write_bytes(side / "summary.json", json.dumps(summary, indent=1, default=str).encode())
     return merged
 

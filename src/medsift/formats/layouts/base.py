@@ -92,13 +92,20 @@ def is_skipped(path: Path) -> bool:
     return path.name.startswith(".") or path.name in SKIP_NAMES or path.suffix.lower() in SKIP_SUFFIXES
 
 
+def _listed(p: Path) -> bool:
+    """Regular files, plus broken or looping symlinks (so reading them records ``unreadable``); never FIFOs,
+    devices or folders, which could block or mean nothing as an image."""
+    return p.is_file() or (p.is_symlink() and not p.exists())
+
+
 def list_files(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Regular files of ``folder`` sorted by path (hidden folders skipped when recursive)."""
+    """Regular files of ``folder`` sorted by path (hidden folders skipped when recursive); broken or looping
+    symlinks are listed too. Symlinked folders are not followed."""
     if recursive:
         out = [p for p in folder.rglob("*")
-               if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+               if _listed(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
     else:
-        out = [p for p in folder.iterdir() if p.is_file()]
+        out = [p for p in folder.iterdir() if _listed(p)]
     return sorted(out)
 
 
