@@ -92,8 +92,20 @@ def parse_dicom(data: bytes, path: str | Path = "<bytes>"):
         raise FormatError(f"{path}: cannot parse DICOM ({type(exc).__name__}: {exc})") from None
     if "PixelData" not in ds:
         raise FormatError(f"{path}: DICOM file has no PixelData; expected an image slice")
+    _check_declared_size(ds, path)
     _stored(ds, path)
     return ds
+
+
+def _check_declared_size(ds, path: str | Path) -> None:
+    """Refuse before decoding a header declaring more pixels than :data:`medsift.io.images.MAX_IMAGE_PIXELS`
+    (a few bytes of RLE/JPEG data can declare 65535 x 65535: the decoder would allocate it all)."""
+    from medsift.io.images import MAX_IMAGE_PIXELS, ImageTooLargeError
+
+    rows, cols, frames = (_int(ds.get(k)) or 1 for k in ("Rows", "Columns", "NumberOfFrames"))
+    if rows * cols * frames > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(f"{path}: DICOM header declares {frames} x {rows} x {cols} pixels, refused as a "
+                                 f"decompression bomb; expected at most {MAX_IMAGE_PIXELS} pixels")
 
 
 def _stored(ds, path: str | Path) -> np.ndarray:

@@ -102,6 +102,9 @@ def _probe_dicom(row: dict, data: bytes, problems: list) -> None:
 
     try:
         ds = parse_dicom(data, row["image_path"])
+    except ImageTooLargeError as exc:
+        problems.append((Status.TOO_LARGE.value, str(exc)))
+        return
     except FormatError as exc:
         problems.append((Status.UNREADABLE.value, str(exc)))
         ds = _dicom_header_only(data)
