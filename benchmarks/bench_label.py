@@ -175,7 +175,7 @@ def plot_pseudo(results: dict[float, list[dict]], path: Path) -> None:
         ax.set_ylabel("test slice ROC AUC")
         ax.set_xticks(rounds)
         ax.set_title(f"labels of {int(hide * 100)}% of train patients hidden", fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="center right")
     fig.suptitle("PHE-SICH pseudo-labels (thumbnail features + logistic regression; mean, bars = min..max)",
                  fontsize=10)
     fig.tight_layout()
@@ -203,7 +203,8 @@ def plot_active(curves: list[dict[str, list[float]]], full: float, n_all: int, p
     ax.axhline(full, color="gray", ls="--", label=f"all {n_all} labels ({full:.3f})")
     ax.set_xlabel("labelled images")
     ax.set_ylabel("test slice ROC AUC")
-    ax.set_title("PHE-SICH: label-budget curve (mean over repeats, band = min..max)")
+    ax.set_title("PHE-SICH label-budget curve\n(thumbnail features + logistic regression; mean, band = min..max)",
+                 fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
