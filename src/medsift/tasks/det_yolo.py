@@ -12,27 +12,29 @@ Example (after ``medsift export WS --target yolo --out EXP``)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from medsift.errors import ConfigError
 
 
-def _as_arrays(table: dict[str, list[list]]) -> dict[str, np.ndarray]:
-    return {str(k): np.asarray([[float(v) for v in b[:4]] for b in boxes], np.float64).reshape(-1, 4)
-            for k, boxes in table.items()}
+def _as_arrays(table: dict[str, list[list]], labels: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    return {str(k): np.asarray([[float(v) for v in b[:4]] for b in boxes if labels is None or str(b[4]) in labels],
+                               np.float64).reshape(-1, 4) for k, boxes in table.items()}
 
 
-def coco_ground_truth(export_dir: str | Path, *, split: str) -> dict[str, np.ndarray]:
+def coco_ground_truth(export_dir: str | Path, *, split: str,
+                      labels: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """``{image stem: (n, 4) xyxy pixel boxes}`` of a medsift COCO export's ``annotations/instances_<split>.json``
-    (images without boxes included, with empty arrays)."""
+    (images without boxes included, with empty arrays); only categories in ``labels`` when given (a COCO
+    export also holds one box per mask component under the mask category)."""
     from medsift.formats.coco import read_coco
 
     path = Path(export_dir) / "annotations" / f"instances_{split}.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; export the workspace with `medsift export WS --target coco`")
-    return {Path(k).stem: v for k, v in _as_arrays(read_coco(path)).items()}
+    return {Path(k).stem: v for k, v in _as_arrays(read_coco(path), labels).items()}
 
 
 def yolo_ground_truth(export_dir: str | Path, *, split: str) -> dict[str, np.ndarray]:
