@@ -16,11 +16,33 @@ def _present(v) -> bool:
     return isinstance(v, str) and v.strip() != ""
 
 
+def _slice_neighbours(m: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    from medsift.audit.similarity import volume_order
+
+    t = volume_order(m)
+    prev = np.full(len(m), -1)
+    nxt = np.full(len(m), -1)
+    pos, vol = t["pos"].to_numpy(), t["vol"].to_numpy()
+    same = vol[1:] == vol[:-1]
+    nxt[pos[:-1][same]] = pos[1:][same]
+    prev[pos[1:][same]] = pos[:-1][same]
+    return prev, nxt
+
+
+def _overlaps(bbox, boxes) -> bool:
+    if bbox is None or boxes is None or (isinstance(bbox, float) and np.isnan(bbox)):
+        return False
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    return any(min(x2, float(b[2])) > max(x1, float(b[0])) and min(y2, float(b[3])) > max(y1, float(b[1]))
+               for b in boxes)
+
+
 @CHECKS.register("label_consistency")
 def check_label_consistency(ctx: AuditContext) -> CheckResult:
     """Flag labels that contradict each other or the image.
 
-    Only where a source has both masks and boxes: ``box_without_mask`` and ``mask_without_box`` (warning),
+    Only where a source has both masks and boxes: ``box_without_mask`` (warning; the mask is empty although the
+    masks of both neighbouring slices overlap the box: the mask is missing in the middle of a lesion) and ``mask_without_box`` (warning),
     ``box_mask_disagree`` (error; less than half of the mask lies inside its boxes grown by 25 % + 4 px;
     score = 1 - covered fraction). Always: ``box_outside`` (error; a box leaves the image), ``degenerate_box``
     (error; x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
@@ -35,6 +57,7 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     has_ann = np.array([_present(v) for v in m["annotation_path"].astype("string").fillna("")]) \
         if "annotation_path" in m else n_boxes > 0
     source = m["source"].astype(str).to_numpy()
+    prev, nxt = _slice_neighbours(m)
     both = {s: bool(has_mask_path[source == s].any() and (n_boxes[source == s] > 0).any()) for s in np.unique(source)}
 
     def add(i: int, severity: str, score: float, detail: str) -> None:
@@ -69,7 +92,12 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
             continue
         area = int(r["mask_area"]) if has_mask_path[i] else 0
         if n_boxes[i] > 0 and area == 0:
-            add(i, "warning", 0.6, f"box_without_mask: {n_boxes[i]} box(es) but the mask is empty")
+            # a box with no mask is normal (a lesion without edema) unless the neighbouring slice's mask runs
+            # through this box: then the mask stops where the lesion goes on
+            hits = [ids[j] for j in (prev[i], nxt[i]) if j >= 0 and _overlaps(f["mask_bbox"].iloc[j], m["boxes"].iloc[i])]
+            if len(hits) == 2:
+                add(i, "warning", 0.6, f"box_without_mask: {n_boxes[i]} box(es) but the mask is empty, while the "
+                                       f"masks of both neighbours {hits[0]} and {hits[1]} overlap the box")
         elif area > 0 and n_boxes[i] == 0 and has_ann[i]:
             add(i, "warning", 0.6, f"mask_without_box: mask of {area} px but the annotation has no box")
         elif area > 0 and n_boxes[i] > 0:

@@ -69,7 +69,8 @@ def _resolve_checks(checks: Iterable[str] | None, learned: bool) -> list[str]:
 
 
 def run_audit(df: pd.DataFrame, *, workspace: str | Path | None = None, checks: Iterable[str] | None = None,
-              learned: bool = True, n_jobs: int = 2, scheduler: Any = None, seed: int = 0) -> AuditResult:
+              learned: bool = True, n_jobs: int = 2, scheduler: Any = None, seed: int = 0,
+              train_config: Any = None) -> AuditResult:
     """Audit a manifest.
 
     Args:
@@ -81,6 +82,7 @@ def run_audit(df: pd.DataFrame, *, workspace: str | Path | None = None, checks: 
         n_jobs: joblib processes for decoding.
         scheduler: Dask scheduler address or ``distributed.Client`` (then decoding runs on the cluster).
         seed: seed of every random operation (CNN training).
+        train_config: :class:`medsift.audit.learned.TrainConfig` of the detectors (default: its defaults).
 
     Returns:
         :class:`AuditResult`.
@@ -93,6 +95,8 @@ def run_audit(df: pd.DataFrame, *, workspace: str | Path | None = None, checks: 
     ctx = AuditContext(manifest=m, features=feats, thumbs=thumbs, hists=hists, hashes=hashes,
                        workspace=Path(workspace) if workspace is not None else None, learned=learned,
                        n_jobs=n_jobs, seed=seed)
+    if train_config is not None:
+        ctx.cache["train_config"] = train_config
     results: dict[str, CheckResult] = {}
     for name in names:
         results[name] = CHECKS.get(name)(ctx)

@@ -1,0 +1,151 @@
+"""Unit tests of the audit building blocks on hand-made inputs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medsift.audit.base import Severity
+from medsift.audit.features import extract, sniff_type
+from medsift.audit.hamming import exact_groups, hamming, pairs_within
+from medsift.audit.pairing import name_key
+from medsift.errors import ConfigError
+
+
+def test_hamming_counts_differing_bits():
+    a = np.array([0b1011], dtype=np.uint64)
+    b = np.array([0b0001], dtype=np.uint64)
+    assert hamming(a, b).tolist() == [2]
+
+
+def test_pairs_within_matches_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**62, 300, dtype=np.int64).astype(np.uint64)
+    h = np.concatenate([base, base[:50] ^ np.uint64(0b1010_0000_0001)])  # 50 planted pairs at distance 3
+    i, j, d = pairs_within(h, 5)
+    dist = hamming(h[:, None], h[None, :])
+    bi, bj = np.nonzero(np.triu(dist <= 5, 1))
+    assert set(zip(i.tolist(), j.tolist())) == set(zip(bi.tolist(), bj.tolist()))
+    assert len(i) >= 50 and (d <= 5).all()
+
+
+def test_pairs_within_rejects_a_radius_above_16():
+    with pytest.raises(ConfigError, match="max_dist"):
+        pairs_within(np.zeros(3, np.uint64), 17)
+
+
+def test_exact_groups_pairs_equal_keys_and_ignores_empty():
+    i, j = exact_groups(np.array(["x", "", "y", "x", "", "x"], dtype=object))
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 3), (0, 5), (3, 5)]
+
+
+def test_sniff_type_reads_magic_bytes():
+    assert sniff_type(b"\x89PNG\r\n\x1a\n" + b"\0" * 10) == "png"
+    assert sniff_type(b"\xff\xd8\xff\xe0") == "jpeg"
+    assert sniff_type(b"\0" * 128 + b"DICM") == "dicom"
+    assert sniff_type(b"hello") == "unknown"
+
+
+def test_name_key_ignores_leading_zeros():
+    assert name_key("004_15") == name_key("0004_15")
+    assert name_key("0004_15") != name_key("0004_16")
+
+
+def test_severity_parse_lists_valid_values():
+    assert Severity.parse("warning").rank == 1
+    with pytest.raises(ConfigError, match="info"):
+        Severity.parse("fatal")
+
+
+def _png(arr: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _row(path, **kw) -> dict:
+    return {"image_id": path.stem, "image_path": str(path), "format": "png", "mask_path": None, "boxes": [], **kw}
+
+
+def test_extract_flags_truncated_png(tmp_path):
+    rng = np.random.default_rng(1)
+    data = _png(rng.integers(0, 256, (64, 64), dtype=np.uint8))
+    p = tmp_path / "t.png"
+    p.write_bytes(data[: len(data) // 2])
+    s = extract(_row(p)).scalars
+    assert not s["read_ok"] and s["error_kind"] in ("truncated", "unreadable")
+
+
+def test_extract_sees_jpeg_bytes_behind_png_name(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((32, 32), 90, np.uint8)).save(buf, format="JPEG")
+    p = tmp_path / "j.png"
+    p.write_bytes(buf.getvalue())
+    s = extract(_row(p)).scalars
+    assert (s["ext_type"], s["sniffed"]) == ("png", "jpeg")
+
+
+def test_extract_reports_16_bit_and_stats(tmp_path):
+    arr = np.zeros((32, 32), np.uint16)
+    arr[:16] = 1000
+    p = tmp_path / "w.png"
+    p.write_bytes(_png(arr))
+    s = extract(_row(p)).scalars
+    assert s["bit_depth"] == 16
+    assert (s["vmin"], s["vmax"], s["vmean"]) == (0.0, 1000.0, 500.0)
+
+
+def test_extract_mask_coverage_by_box(tmp_path):
+    img, mask = tmp_path / "a.png", tmp_path / "m.png"
+    img.write_bytes(_png(np.full((100, 100), 50, np.uint8)))
+    m = np.zeros((100, 100), np.uint8)
+    m[10:20, 10:20] = 255      # 100 px inside the box
+    m[80:90, 80:90] = 255      # 100 px far outside it
+    mask.write_bytes(_png(m))
+    s = extract(_row(img, mask_path=str(mask), boxes=[[10, 10, 20, 20, "a"]])).scalars
+    assert s["mask_area"] == 200
+    assert s["mask_bbox"] == [10, 10, 90, 90]
+    assert s["mask_in_boxes"] == pytest.approx(0.5)
+
+
+def test_unknown_check_fails_listing_valid_ones():
+    from medsift.audit import run_audit
+    from medsift.manifest import new_manifest
+
+    df = new_manifest([{"image_id": "a", "patient_id": "p", "image_path": "/nowhere/a.png", "format": "png"}])
+    with pytest.raises(ConfigError, match="duplicate"):
+        run_audit(df, checks=["nope"])
+
+
+def test_missing_file_is_an_integrity_error():
+    from medsift.audit import run_audit
+    from medsift.manifest import new_manifest
+
+    df = new_manifest([{"image_id": "a", "patient_id": "p", "image_path": "/nowhere/a.png", "format": "png"}])
+    res = run_audit(df, checks=["integrity"], n_jobs=1)
+    assert res.findings[["image_id", "severity"]].values.tolist() == [["a", "error"]]
+    assert res.findings["detail"].iloc[0].startswith("missing")
+
+
+def test_dask_local_cluster_gives_the_same_features_as_local_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from medsift.audit.runner import compute_features
+    from medsift.manifest import new_manifest
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for k in range(6):
+        p = tmp_path / f"i{k}.png"
+        p.write_bytes(_png(rng.integers(0, 256, (32, 32), dtype=np.uint8)))
+        rows.append({"image_id": f"i{k}", "patient_id": "p", "image_path": str(p), "format": "png"})
+    df = new_manifest(rows)
+    local, t1, _, h1 = compute_features(df, n_jobs=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        remote, t2, _, h2 = compute_features(df, scheduler=client)
+    assert remote["pixel_hash"].tolist() == local["pixel_hash"].tolist()
+    assert np.array_equal(t1, t2) and np.array_equal(h1, h2)
