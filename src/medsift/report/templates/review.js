@@ -114,7 +114,6 @@ function renderPanel() {
   for (const b of document.querySelectorAll("#decide button")) {
     b.classList.toggle("chosen", !!d && b.dataset.decision === d.decision);
   }
-  $("relabel").hidden = true;
   for (const b of document.querySelectorAll("#windows button")) {
     b.classList.toggle("on", b.dataset.window === S.window);
     b.disabled = !it.has_hu && b.dataset.window !== "auto";
@@ -151,6 +150,7 @@ function go(i) {
   S.neighbour = null;
   history.replaceState(null, "", "#" + encodeURIComponent(current().image_id));
   $("comment").value = current().decision ? current().decision.comment : "";
+  $("relabel").hidden = true;  // only here: a save finishing late must not close a form being filled in
   renderImage();
   renderPanel();
 }
