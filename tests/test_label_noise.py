@@ -48,7 +48,7 @@ def test_noise_findings_score_and_severity():
                            "is_issue": [True, True, False]})
     f = noise_findings(np.array(["a", "b", "c"]), np.array([0, 1, 0]), ranked, label="hemorrhage", source="t")
     assert f["image_id"].tolist() == ["b", "a"]
-    assert f["severity"].tolist() == ["error", "warning"]
+    assert f["severity"].tolist() == ["warning", "info"]  # never "error": clean would drop them unreviewed
     assert np.allclose(f["score"].astype(float), [0.99, 0.7])
     assert set(f["check"]) == {"label_noise"}
 

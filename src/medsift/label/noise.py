@@ -25,8 +25,9 @@ from medsift.manifest import atomic_write_bytes
 
 CHECK = "label_noise"
 FINDING_COLUMNS: tuple[str, ...] = ("image_id", "check", "severity", "score", "detail", "related_id")
-ERROR_QUALITY = 0.05
-"""Out-of-fold probability of the given label below which a flagged row is an ``error`` (else ``warning``)."""
+WARNING_QUALITY = 0.05
+"""Out-of-fold probability of the given label below which a flagged row is a ``warning`` (else ``info``).
+Never ``error``: ``medsift clean`` excludes errors by default, and a suspected label error needs an expert."""
 
 
 def default_classifier(*, C: float = 0.1, seed: int = 0):
@@ -110,7 +111,7 @@ def noise_findings(image_ids: np.ndarray, y: np.ndarray, ranked: pd.DataFrame, *
     return pd.DataFrame({
         "image_id": ids.astype(str),
         "check": CHECK,
-        "severity": np.where(q < ERROR_QUALITY, "error", "warning"),
+        "severity": np.where(q < WARNING_QUALITY, "warning", "info"),
         "score": np.round(1.0 - q, 4),
         "detail": [f"label_{label}={int(g)} but out-of-fold p(label_{label}={int(g)})={v:.3f} ({source})"
                    for g, v in zip(given, q)],
