@@ -272,6 +272,10 @@ def make_review_server(workspace: str | Path, *, host: str = DEFAULT_HOST, port:
     return make_server(host, port, app, threaded=True)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           reviewer: str = "anonymous", queue: QueueSource | str = QueueSource.FINDINGS,
           runs: tuple[str | Path, ...] = (), findings: str | Path | None = None,
@@ -281,8 +285,11 @@ def serve(workspace: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAUL
     ``on_ready`` is called with the page URL once the socket is bound.
     """
     import logging
+    import signal
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per image request on the console
+    if threading.current_thread() is threading.main_thread():  # `kill PID` stops as cleanly as Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
     server = make_review_server(workspace, host=host, port=port, reviewer=reviewer, queue=queue, runs=runs,
                                 findings=findings)
     if on_ready is not None:
