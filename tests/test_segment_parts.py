@@ -126,3 +126,16 @@ def test_compare_masks_reports_dice():
     b[:2, :1] = True
     out = hm.compare_masks([b], [a])
     assert out["dice_global"] == pytest.approx(2 * 2 / 6)
+
+
+def test_fresh_model_starts_near_the_prior():
+    torch = pytest.importorskip("torch")
+    from medsift.tasks.seg_models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("unet_tiny", in_channels=1, prior=0.01).eval()
+    with torch.no_grad():
+        p = torch.sigmoid(net(torch.rand(1, 1, 32, 32))).mean()
+    assert float(p) < 0.1
+    with pytest.raises(ConfigError, match="prior"):
+        build_model("unet_tiny", prior=1.0)
