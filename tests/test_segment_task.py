@@ -212,7 +212,7 @@ def test_runner_trains_calibrates_and_evaluates(trained):
     assert (trained["run"] / "best.pt").is_file()
     assert trained["meta"]["epochs_run"] == 1
     assert 0.1 <= trained["meta"]["calibration"]["threshold"] <= 0.9
-    assert trained["meta"]["state"]["segment"]["model"] == "unet_lite"
+    assert trained["meta"]["state"]["segment"]["model"] == "unet_tiny"
     assert trained["preds"]["prob"].dtype == np.uint8
     data = json.loads((trained["eval_dir"] / "metrics.json").read_text())
     assert trained["eval_dir"].name.endswith("-test")
