@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "data" / "rsna-ich-subtypes"
 SUBTYPES = ("ivh", "iph", "sah", "edh", "sdh")
 RSNA_OVERRIDES = [
-    "model.arch=resnet_small", "model.width=32", "preprocess.size=224", "batch_size=32", "lr=0.002",
+    "model.arch=resnet_small", "model.width=24", "preprocess.size=192", "batch_size=32", "lr=0.002",
     "augment=light", "loss=weighted", "epochs=30", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
     "patience=0", "bootstrap=1000",
 ]
@@ -149,8 +149,11 @@ def main() -> None:
     parser.add_argument("--workspace")
     parser.add_argument("--out")
     parser.add_argument("--minutes", type=float, default=25.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     parser.add_argument("--phantoms-only", action="store_true")
     args = parser.parse_args()
+    global RSNA_OVERRIDES
+    RSNA_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in RSNA_OVERRIDES]
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
     for r in result["rows"]:
         print(f"{r['metric']:<70} {r['value']} {r['unit']}  target {r['target']}")
