@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,11 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise MedsiftError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise MedsiftError(f"checkpoint {path} refused: it holds pickled objects, not only tensors and plain "
+                           f"values ({str(exc).splitlines()[-1][:200]})") from None
 
 
 def unwrap(model):
