@@ -25,7 +25,7 @@ def audited_synth(tmp_path_factory) -> AuditedSynth:
     from medsift.workspace import Workspace
 
     root = tmp_path_factory.mktemp("audit_synth")
-    ds = generate(root / "data", n_patients=4, seed=3, size=128, slices=(12, 14), layouts=["phe-sich"])
+    ds = generate(root / "data", n_patients=4, seed=0, size=128, slices=(12, 14), layouts=["phe-sich"])
     ws = Workspace.at(root / "ws")
     ingest(ds.phe_sich, layout="phe-sich", workspace=ws.root, source="synth", n_jobs=1)
     result = run_audit(ws.read(), workspace=ws.root, n_jobs=1, train_config=TrainConfig(steps=150))

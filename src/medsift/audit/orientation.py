@@ -30,24 +30,28 @@ def correction_gain(ctx: AuditContext, k: np.ndarray) -> tuple[np.ndarray, np.nd
     """How much closer each image gets to its volume neighbours once corrected.
 
     Two corrections are tried: undo the rotation ``k`` (rot90 by -k), and, where k = 2, an up-down flip. Returns
-    ``(gain, flip_better)``: ratio of corrected to original mean neighbour distance (NaN without neighbours; < 1
-    means the correction helps) and whether the flip was the better correction.
+    ``(gain, flip_better)``: ratio of corrected to original distance to the neighbour it helps most (NaN without
+    neighbours; < 1 means the correction helps) and whether the flip was the better correction.
     """
     from medsift.audit.similarity import descriptors, neighbours, rms
 
     nb = neighbours(ctx)
     desc, prev, nxt = nb["desc"], nb["prev"], nb["next"]
-    def mean_nb(x: np.ndarray) -> np.ndarray:
-        d = np.stack([np.where(prev >= 0, rms(x, desc[np.maximum(prev, 0)]), np.nan),
-                      np.where(nxt >= 0, rms(x, desc[np.maximum(nxt, 0)]), np.nan)])
-        count = (~np.isnan(d)).sum(axis=0)
-        return np.where(count > 0, np.nansum(d, axis=0) / np.maximum(count, 1), np.nan)
 
-    base = mean_nb(desc)
+    def nb_dist(x: np.ndarray) -> np.ndarray:  # (2, N): distance to previous and next slice (NaN if none)
+        return np.stack([np.where(prev >= 0, rms(x, desc[np.maximum(prev, 0)]), np.nan),
+                         np.where(nxt >= 0, rms(x, desc[np.maximum(nxt, 0)]), np.nan)])
+
+    def ratio(x: np.ndarray) -> np.ndarray:  # best neighbour: one odd neighbour (itself rotated) cannot hide a fix
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = nb_dist(x) / np.maximum(base, 1e-6)
+        return np.where(np.isnan(r).all(axis=0), np.nan, np.nanmin(np.where(np.isnan(r), np.inf, r), axis=0))
+
+    base = nb_dist(desc)
     rot = descriptors(np.ascontiguousarray(np.stack([np.rot90(t, -int(r)) for t, r in zip(ctx.thumbs, k)])))
     flip = descriptors(np.ascontiguousarray(ctx.thumbs[:, ::-1, :]))
-    g_rot = mean_nb(rot) / np.maximum(base, 1e-6)
-    g_flip = np.where(k == 2, mean_nb(flip) / np.maximum(base, 1e-6), np.inf)
+    g_rot = ratio(rot)
+    g_flip = np.where(k == 2, ratio(flip), np.inf)
     flip_better = g_flip < g_rot
     return np.where(flip_better, g_flip, g_rot), flip_better
 

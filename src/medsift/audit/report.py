@@ -65,13 +65,19 @@ def _overlay(thumb: np.ndarray, row: pd.Series, feats: pd.Series) -> np.ndarray:
             with Image.open(mask_path) as im:
                 m = np.asarray(im.convert("L").resize((SHOW, SHOW), Image.Resampling.NEAREST)) > 0
             rgb[m] = rgb[m] * 0.4 + np.array([255, 0, 0]) * 0.6
-        except OSError:
-            pass
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            pass  # an unreadable mask is the integrity check's finding; the evidence image goes without it
     img = Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for b in row.get("boxes") or []:
-        x1, y1, x2, y2 = (float(v) for v in b[:4])
-        draw.rectangle([x1 * SHOW / w, y1 * SHOW / h, x2 * SHOW / w - 1, y2 * SHOW / h - 1], outline=(0, 230, 0))
+        try:
+            x1, y1, x2, y2 = (float(v) for v in b[:4])
+        except (TypeError, ValueError):
+            continue
+        if not np.isfinite([x1, y1, x2, y2]).all():
+            continue
+        (x1, x2), (y1, y2) = sorted((x1 * SHOW / w, x2 * SHOW / w)), sorted((y1 * SHOW / h, y2 * SHOW / h))
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=(0, 230, 0))  # inverted boxes drawn too
     return np.asarray(img)
 
 
