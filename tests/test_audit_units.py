@@ -149,3 +149,26 @@ def test_dask_local_cluster_gives_the_same_features_as_local_processes(tmp_path)
         remote, t2, _, h2 = compute_features(df, scheduler=client)
     assert remote["pixel_hash"].tolist() == local["pixel_hash"].tolist()
     assert np.array_equal(t1, t2) and np.array_equal(h1, h2)
+
+
+def test_eda_class_means_and_contrast_gate():
+    from medsift.audit.base import AuditContext
+    from medsift.audit.stats import compute_eda
+    from medsift.manifest import new_manifest
+
+    m = new_manifest([{"image_id": f"i{k}", "patient_id": "p", "image_path": f"/x/i{k}.png", "format": "png",
+                       "label_hemorrhage": k % 2} for k in range(4)])
+    thumbs = np.zeros((4, 64, 64), np.uint8)
+    thumbs[1], thumbs[3] = 100, 200            # class 1: mean 150, std 50
+    hists = np.zeros((4, 64), np.float32)
+    hists[:, 0] = 0.5
+    hists[0, 10], hists[1, 10], hists[2, 10] = 0.5, 0.5, 0.5   # narrow range: contrast 0
+    hists[3, 5], hists[3, 60] = 0.25, 0.25                     # wide range
+    feats = pd.DataFrame({"read_ok": [True] * 4})
+    ctx = AuditContext(m, feats, thumbs, hists, np.zeros((4, 4), np.uint64))
+    eda = compute_eda(ctx)
+    assert eda.classes == {"hemorrhage": 2, "no hemorrhage": 2}
+    assert float(eda.mean_images["hemorrhage"][0, 0]) == 150.0
+    assert float(eda.std_images["hemorrhage"][0, 0]) == 50.0
+    assert eda.contrast.tolist()[:3] == [0.0, 0.0, 0.0] and eda.contrast[3] > 200
+    assert eda.groups["all"] == {"low": 3, "high": 1}

@@ -188,7 +188,7 @@ def _eda(result, out_dir: Path) -> str:
     paths = plot_eda(stats, out_dir / "plots", embedding=ev.get("embedding"), z=ev.get("z"))
     parts = ['<h2 id="eda">statistics</h2>',
              f'<p class="note">classes: {html.escape(str(stats.classes))}; contrast gate (Otsu on the 5-95 % grey-level '
-             f'range) at {stats.gate:.0f}: {html.escape(str(stats.groups))}</p>']
+             f'range of non-background pixels) at {stats.gate:.0f}: {html.escape(str(stats.groups))}</p>']
     for name, path in paths.items():
         parts.append(f'<p><img class="plot" src="{_file_uri(path)}" alt="{name}"></p>')
     return "".join(parts)

@@ -23,7 +23,7 @@ class EdaStats:
         classes: class name -> number of images (readable, informative).
         mean_images / std_images: class name -> float32 (64, 64).
         histograms: class name -> float32 (64,) mean fraction of pixels per grey-level bin.
-        contrast: per readable image, the 5-95 % grey-level range (display units).
+        contrast: per image, the 5-95 % grey-level range of the non-background pixels (display units).
         gate: contrast threshold (Otsu) between the low- and high-contrast groups.
         groups: {"low": n, "high": n} and per class counts.
     """
@@ -57,9 +57,12 @@ def compute_eda(ctx: AuditContext) -> EdaStats:
 
     ok = ctx.readable
     labels = _class_labels(ctx.manifest)
-    contrast = hist_percentile(ctx.hists, 0.95) - hist_percentile(ctx.hists, 0.05)
+    fg = ctx.hists.copy()
+    fg[:, 0] = 0.0  # drop the dark background bin (grey levels 0..3): contrast of the anatomy only
+    fg = fg / np.maximum(fg.sum(axis=1, keepdims=True), 1e-12)
+    contrast = hist_percentile(fg, 0.95) - hist_percentile(fg, 0.05)
     classes, means, stds, hists = {}, {}, {}, {}
-    for c in sorted(set(labels[ok])):
+    for c in sorted({str(v) for v in labels[ok]}):
         sel = ok & (labels == c)
         t = ctx.thumbs[sel].astype(np.float32)
         classes[c] = int(sel.sum())
@@ -122,7 +125,7 @@ def plot_eda(stats: EdaStats, out_dir: str | Path, *, embedding: np.ndarray | No
         axes[0].legend(fontsize=8)
     axes[1].hist(stats.contrast, bins=40, color="#4a7")
     axes[1].axvline(stats.gate, color="k", ls="--", label=f"gate {stats.gate:.0f}")
-    axes[1].set_xlabel("contrast: 5-95 % grey-level range")
+    axes[1].set_xlabel("contrast: 5-95 % grey-level range (background excluded)")
     axes[1].set_title("contrast groups (Otsu gate)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
