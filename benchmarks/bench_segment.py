@@ -194,8 +194,12 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                  "value": hema["box_dice_global"], "unit": "", "target": "-", "runs": []})
     notes = [f"phantom hematoma check on {hema['n_images_with_iph']} slices with IPH"]
     if not skip_train and DATA.is_dir():
-        with tempfile.TemporaryDirectory(prefix="bench-segment-", dir="/tmp") as tmp:
-            m = real_run(minutes=minutes, workspace=workspace, root=Path(tmp))
+        import shutil
+
+        root = Path(tempfile.mkdtemp(prefix="bench-segment-", dir="/tmp"))  # run + eval kept; cache removed
+        m = real_run(minutes=minutes, workspace=workspace, root=root)
+        if workspace is None:
+            shutil.rmtree(root / "ws" / "cache", ignore_errors=True)
         for key, target in (("dice_global", ">= 0.55"), ("dice_per_image", "-"), ("dice_per_patient", "-"),
                             ("iou_global", "-"), ("sensitivity_global", "-"), ("precision_global", "-"),
                             ("hd95", "-"), ("slice_f1", "-")):
@@ -211,6 +215,7 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                      "value": m["hema_rim_vs_box_dice_global"], "unit": "", "target": "-", "runs": []})
         notes.append(f"real PHE slices: median edema rim {m['hema_median_rim_px']:.0f} px, median derived hematoma "
                      f"{m['hema_median_hematoma_px']:.0f} px")
+        notes.append(f"run folder with overlays: {m['eval_dir']}")
         notes.append(f"trained {m['train_loop_s'] / 60:.1f} min (budget {minutes} min, {int(m['epochs'])} epochs of "
                      f"<= {STEPS_PER_VAL} steps, constant lr 3e-3), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
                      f"{m['n_patients']} patients; evaluation {m['eval_s']:.0f} s")
@@ -227,7 +232,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
+    t0 = time.perf_counter()
     out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train)
+    from datetime import datetime, timezone
+
+    sys_path = str(Path(__file__).resolve().parent)
+    import sys
+
+    sys.path.insert(0, sys_path)
+    from run import RESULTS, machine  # benchmarks/run.py
+
+    out["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s wall"
+    out["machine"] = machine()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "segment.json").write_text(json.dumps(out, indent=1, default=float))
     print(json.dumps(out, indent=1, default=str))
 
 
