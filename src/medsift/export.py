@@ -597,7 +597,11 @@ def _source_dirs(df: pd.DataFrame) -> set[Path]:
         if col in df.columns:
             for value in df[col].dropna().unique():
                 if str(value):
-                    dirs.add(Path(str(value)).expanduser().resolve().parent)
+                    path = Path(str(value)).expanduser()
+                    try:
+                        dirs.add(path.resolve().parent)
+                    except (RuntimeError, OSError):  # symlink loop: its folder is still a source folder
+                        dirs.add(path.parent.resolve())
     return dirs
 
 
