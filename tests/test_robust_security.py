@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import io
 import os
 import pickle
 from pathlib import Path
