@@ -195,6 +195,7 @@ def build_cache(df: pd.DataFrame, cache_dir: str | Path, config: PreprocessConfi
                           f"{sorted(df.loc[df['image_id'].duplicated(), 'image_id'].unique())[:5]}")
     df = df.reset_index(drop=True)
     fp = cache_fingerprint(df, config)
+    _remove_dead_builds(cache_dir)  # also when the cache is reused: a killed build's folder is as big as a cache
     if not force and (cache_dir / "config.json").is_file():
         try:
             existing = SliceCache(cache_dir)
@@ -203,7 +204,6 @@ def build_cache(df: pd.DataFrame, cache_dir: str | Path, config: PreprocessConfi
         except (FormatError, OSError, ValueError, KeyError):
             pass  # unreadable or stale: rebuild below
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_builds(cache_dir)
     tmp = cache_dir.parent / f".{cache_dir.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -429,7 +429,10 @@ def _io_module():
 
 
 def _remove_dead_builds(cache_dir: Path) -> None:
-    """Delete temp folders of earlier builds of ``cache_dir`` whose process is gone (killed builds)."""
+    """Delete temp folders of earlier builds of ``cache_dir`` whose process is gone (killed builds), and old caches
+    left by a build killed while swapping (always superseded: a new build follows)."""
+    for old in cache_dir.parent.glob(f".{cache_dir.name}.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
     for tmp in cache_dir.parent.glob(f".{cache_dir.name}.building-*"):
         try:
             pid = int(tmp.name.rsplit(".building-", 1)[1].split("-")[0])
