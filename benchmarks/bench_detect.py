@@ -126,6 +126,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=SIZE)
     p.add_argument("--out", type=Path, default=None, help="folder for the run folders (default: a temp folder)")
     p.add_argument("--runs", nargs="+", type=Path, default=None, help="only summarise finished runs")
+    p.add_argument("--results", type=Path, default=None,
+                   help="also write the figures as benchmarks/run.py JSON (e.g. benchmarks/results/detect.json)")
+    p.add_argument("--notes", default="", help="text added to the notes of --results (machine load...)")
     a = p.parse_args()
     if a.runs:
         results = [read_run(r) for r in a.runs]
@@ -136,6 +139,18 @@ def main() -> None:
                                       steps_per_epoch=a.steps_per_epoch) for d in a.designs]
     for r in results:
         print(json.dumps(r))
+    if a.results:
+        doc = {"title": "Detection (PHE-SICH hemorrhage boxes, CPU)",
+               "command": "nice python benchmarks/bench_detect.py " + " ".join(
+                   f"--runs {' '.join(map(str, a.runs))}".split() if a.runs else
+                   ["--designs", *a.designs, "--minutes", str(a.minutes), "--epochs", str(a.epochs)]),
+               "data": f"{DATA.name}: 2395 slices / 83 patients; held-out test patients (20%), {a.size} px",
+               "rows": _rows(results),
+               "notes": "1 torch thread, batch 16, AdamW 2e-3 one-cycle annealed within the time budget, light "
+                        "box-exact augmentation, balanced sampler; image threshold chosen on val for image "
+                        "recall >= 0.95. " + a.notes}
+        a.results.parent.mkdir(parents=True, exist_ok=True)
+        a.results.write_text(json.dumps(doc, indent=1, default=float))
 
 
 if __name__ == "__main__":
