@@ -79,3 +79,13 @@ def test_grid_search_on_separable_features():
     assert res.params["logisticregression__C"] in (0.01, 0.1, 1.0)
     with pytest.raises(ConfigError, match="svm"):
         grid_search(x, y, groups, kind="forest")
+
+
+def test_svm_grid_search_gives_calibrated_probabilities():
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(30), np.ones(30)].astype(int)
+    x = rng.normal(size=(60, 2)) + 4.0 * y[:, None]
+    res = grid_search(x, y, np.arange(60) % 6, kind="svm")
+    p = res.estimator.predict_proba(x)[:, 1]
+    assert res.cv_auc == pytest.approx(1.0)
+    assert p[y == 1].min() > 0.5 > p[y == 0].max()

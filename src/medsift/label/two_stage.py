@@ -33,13 +33,16 @@ STAGE_TWO: Registry = Registry("second-stage classifier")
 
 @STAGE_TWO.register(StageTwo.SVM.value)
 def _svm(seed: int) -> tuple[Any, dict[str, list]]:
-    """RBF SVM with Platt probabilities on standardised features; grid over C and gamma."""
+    """RBF SVM on standardised features, Platt-scaled on 3 internal folds; grid over C and gamma."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    model = make_pipeline(StandardScaler(), SVC(kernel="rbf", probability=True, random_state=seed))
-    return model, {"svc__C": [0.1, 1.0, 10.0], "svc__gamma": ["scale", 0.01]}
+    svm = CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), method="sigmoid", cv=3, ensemble=False)
+    model = make_pipeline(StandardScaler(), svm)
+    key = "calibratedclassifiercv__estimator__"
+    return model, {f"{key}C": [0.1, 1.0, 10.0], f"{key}gamma": ["scale", 0.01]}
 
 
 @STAGE_TWO.register(StageTwo.GBT.value)
