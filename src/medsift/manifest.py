@@ -213,7 +213,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         df = pd.read_parquet(path)
     elif path.suffix == ".csv":
-        df = pd.read_csv(path, dtype={"image_id": str, "patient_id": str, "study_id": str, "series_id": str})
+        # text columns stay text ("007", "1", "NA" are ids/details, not numbers or missing); only empty is missing
+        text = {c.name: str for c in SCHEMA if c.dtype == "string"}
+        df = pd.read_csv(path, dtype={**text, "boxes": str}, keep_default_na=False, na_values=[""])
     else:
         raise ManifestError(f"manifest path must end in .parquet or .csv; got {path.name!r}")
     return _from_disk(df)
