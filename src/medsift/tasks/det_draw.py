@@ -3,8 +3,8 @@
 Example:
     >>> import numpy as np
     >>> rgb = draw_boxes(np.zeros((32, 32), np.uint8), gt=[[4, 4, 12, 12]], pred=[[20, 20, 28, 28]], scores=[0.9])
-    >>> rgb.shape, tuple(rgb[4, 8]), tuple(rgb[20, 24])
-    ((32, 32, 3), (0, 220, 0), (255, 40, 40))
+    >>> rgb.shape, rgb[4, 8].tolist(), rgb[20, 24].tolist()
+    ((32, 32, 3), [0, 220, 0], [255, 40, 40])
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ probability), so images can be ranked for mAP, FROC and the image-level threshol
 Example:
     >>> import numpy as np
     >>> prob = np.zeros((8, 8), np.float32); prob[2:4, 3:6] = 0.9
-    >>> boxes_from_prob(prob, k=2).round(2).tolist()
+    >>> boxes_from_prob(prob, k=2).astype(float).round(2).tolist()
     [[3.0, 2.0, 6.0, 4.0, 0.9], [-1.0, -1.0, -1.0, -1.0, -1.0]]
 """
 
