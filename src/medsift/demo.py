@@ -33,8 +33,28 @@ def _run_cli(argv: tuple[str, ...]) -> None:
     app(list(argv), standalone_mode=False)
 
 
+# Small, fast settings so every model trains in well under a minute on 2 CPU cores.
+_SMALL = ("--set", "model.arch=resnet_small", "--set", "model.width=16", "--set", "preprocess.size=96",
+          "--set", "num_workers=0", "--set", "bootstrap=200")
+
+
+def _audit_vs_truth(ws: Path, truth: Path) -> None:
+    """Print the audit's precision/recall per injected defect kind (the phantoms know the truth)."""
+    import pandas as pd
+    from rich.table import Table
+
+    from medsift.audit import evaluate_against_truth
+
+    table = evaluate_against_truth(pd.read_csv(ws / "audit" / "findings.csv", dtype={"image_id": str}), truth)
+    out = Table(*[str(c) for c in table.columns], title="audit vs injected defects (ground truth)")
+    for rec in table.itertuples(index=False):
+        out.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in rec])
+    console.print(out)
+
+
 def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
     data, ws, sub, dcm = root / "phantoms", root / "ws", root / "ws-subtypes", root / "ws-dicom"
+    runs = ws / "runs"
     return [
         Step("Generate synthetic head-CT phantoms (PHE-SICH, DICOM, NIfTI and labelled-folder layouts, with defects)",
              ("synth", "--patients", str(patients), "--seed", str(seed), "--size", "256", "--out", str(data))),
@@ -45,14 +65,33 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
         Step("Ingest a folder of PNGs with a subtype labels CSV (RSNA-like) for the multi-label task",
              ("ingest", str(data / "folder" / "images"), "--layout", "folder", "--labels",
               str(data / "folder" / "labels.csv"), "--workspace", str(sub))),
-        Step("Split by patient, stratified, 5 folds, with a leakage check",
-             ("split", str(ws), "--test", "0.25", "--val", "0.15", "--folds", "3", "--seed", str(seed))),
+        Step("Audit: integrity, pairing, labels, duplicates, sequence, orientation/inversion (self-supervised CNN)",
+             ("audit", str(ws))),
+        Step("Score the audit against the defects the phantom generator injected",
+             call=lambda: _audit_vs_truth(ws, data / "truth" / "defects.csv")),
+        Step("Clean: exclude error-level findings in a new manifest version (sources untouched)",
+             ("clean", str(ws), "--severity", "error")),
+        Step("Split by patient, stratified, with folds and a leakage check (audit duplicates kept together)",
+             ("split", str(ws), "--test", "0.25", "--val", "0.2", "--folds", "3", "--seed", str(seed))),
         Step("Split the subtype workspace by patient",
-             ("split", str(sub), "--test", "0.25", "--val", "0.15", "--folds", "0", "--stratify", "label_hemorrhage",
-              "--seed", str(seed))),
-        Step("Export to COCO (boxes + RLE masks) and nnU-Net v2 raw",
-             ("export", str(ws), "--to", "coco", "--out", str(root / "export" / "coco"))),
-        Step("Export to nnU-Net v2 raw", ("export", str(ws), "--to", "nnunet", "--out", str(root / "export" / "nnunet"))),
+             ("split", str(sub), "--test", "0.25", "--val", "0.2", "--folds", "0", "--seed", str(seed))),
+        Step("Preview what the detector will see: image, mask and boxes augmented together",
+             ("augment-preview", str(ws), "--n", "12", "--task", "detect", "--out", str(root / "augment-preview.png"))),
+        Step("Export to COCO (boxes + RLE masks)", ("export", str(ws), "--to", "coco", "--out", str(root / "export" / "coco"))),
+        Step("Export to nnU-Net v2 raw (with patient-level splits_final.json)",
+             ("export", str(ws), "--to", "nnunet", "--out", str(root / "export" / "nnunet"))),
+        Step("Train task 1: hemorrhage vs none per slice",
+             ("train", str(ws), "--task", "classify", "--out", str(runs / "classify"), "--epochs", "4", *_SMALL)),
+        Step("Evaluate on held-out patients (bootstrap CIs by patient, ROC/PR, confusion matrix, Grad-CAM)",
+             ("evaluate", str(runs / "classify"), "--workspace", str(ws), "--split", "test")),
+        Step("Train task 4: multi-label subtypes (IVH/IPH/SAH/EDH/SDH, sigmoid + BCE)",
+             ("train", str(sub), "--task", "multilabel", "--out", str(sub / "runs" / "multilabel"), "--epochs", "4",
+              *_SMALL)),
+        Step("Evaluate the subtype model on held-out patients",
+             ("evaluate", str(sub / "runs" / "multilabel"), "--workspace", str(sub), "--split", "test")),
+        Step("Dataset distance (optimal transport) between the phantom set and the subtype set",
+             ("distance", str(ws), str(sub), "--max-samples", "150")),
+        Step("Write the HTML report (dataset, audit galleries, runs)", ("report", str(ws))),
         Step("Show the manifest's version history", ("versions", str(ws))),
     ]
 
@@ -75,6 +114,8 @@ def run_demo(*, out: Path | None, patients: int, seed: int) -> Path:
         console.print(f"[dim]({time.perf_counter() - t:.1f} s)[/]")
     console.rule()
     console.print(f"[green]demo finished[/] in {time.perf_counter() - t0:.0f} s. Outputs under {root}:")
-    for name in ("phantoms", "ws", "ws-dicom", "ws-subtypes", "export"):
+    for name in ("phantoms", "ws", "ws-dicom", "ws-subtypes", "export", "augment-preview.png", "ws/audit/report.html",
+                 "ws/runs", "ws/report.html"):
         console.print(f"  {root / name}")
+    console.print(f"Review the findings in a browser: [bold]medsift review {root / 'ws'}[/]")
     return root
