@@ -263,8 +263,9 @@ def run(*, repeats: int = 3, ws: Path | None = None) -> dict:
     rows = [{"metric": "test AUC, 100% train labels", "value": full, "unit": "AUC", "target": "reference"}]
     for hide, res in pseudo.items():
         kept = f"{int(round(100 * (1 - hide)))}%"
-        rows.append({"metric": f"test AUC, {kept} of patients labelled", "value": float(np.mean([r["partial"] for r in res])),
-                     "unit": "AUC", "target": "", "runs": [r["partial"] for r in res]})
+        partial = [r["partial"] for r in res]
+        rows.append({"metric": f"test AUC, {kept} of patients labelled", "value": float(np.mean(partial)),
+                     "unit": "AUC", "target": "", "runs": partial})
         for conf in CONFIDENCES:
             final = [r[f"conf{conf}"]["auc"][-1] for r in res]
             rec = [(f - r["partial"]) / (r["full"] - r["partial"]) for f, r in zip(final, res)]

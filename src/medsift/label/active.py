@@ -85,7 +85,8 @@ def entropy_scores(p: np.ndarray) -> np.ndarray:
     return np.mean(-(p * np.log2(p) + (1 - p) * np.log2(1 - p)), axis=1)
 
 
-def k_center_greedy(embeddings: np.ndarray, n: int, *, labelled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def k_center_greedy(embeddings: np.ndarray, n: int, *,
+                    labelled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pick ``n`` rows of ``embeddings`` (N, D) that cover the space (k-center greedy, Euclidean).
 
     The first pick is the row farthest from ``labelled`` (M, D) or, with nothing labelled, the row nearest the
