@@ -66,14 +66,19 @@ TRAIN_OVERRIDES = ["model.arch=resnet_small", "model.width=8", "preprocess.size=
 
 
 def measure(args: dict, *, timeout: float = 3600) -> dict:
-    """Run one stage in a subprocess; return its seconds, peak tree RSS (bytes) and the child's ru_maxrss."""
-    import psutil
+    """Run one stage in a subprocess; return its seconds, peak tree RSS (bytes) and the child's ru_maxrss.
 
+    Without psutil (it comes with the ``dask`` extra) the tree peak falls back to the child's own ru_maxrss plus
+    that of its finished children (``peak_source`` says which)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
     proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
-    ps = psutil.Process(proc.pid)
+    ps = psutil.Process(proc.pid) if psutil is not None else None
     peak, t0 = 0, time.perf_counter()
-    while proc.poll() is None:
+    while ps is not None and proc.poll() is None:
         total = 0
         try:
             for p in [ps] + ps.children(recursive=True):
@@ -93,7 +98,8 @@ def measure(args: dict, *, timeout: float = 3600) -> dict:
     if proc.returncode != 0 or not line:
         raise RuntimeError(f"stage {args['stage']} failed (exit {proc.returncode}): {err[-2000:]}")
     res = json.loads(line[-1][7:])
-    res["peak_tree_rss"] = peak
+    res["peak_tree_rss"] = peak if ps is not None else res["self_maxrss"] + res["children_maxrss"]
+    res["peak_source"] = "psutil tree sampling" if ps is not None else "ru_maxrss self + children"
     return res
 
 
