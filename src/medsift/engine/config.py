@@ -86,7 +86,8 @@ class TrainConfig:
         threads: torch intra-op CPU threads (None = torch's default); 1-2 on a shared CPU.
         max_minutes: wall-clock budget of the training loop (None = no limit); the run stops cleanly.
         max_steps_per_epoch: cap on optimisation steps per epoch (None = full epoch).
-        early_stop_metric: validation metric to maximise (``auc``, ``f1``, ``macro_auc``, ``loss`` is minimised).
+        early_stop_metric: validation metric to maximise (``auc``, ``f1``, ``macro_auc``, ``dice_global``,
+            ``map50``; ``loss`` is minimised); ``auto`` = the task's own headline metric.
         patience: epochs without improvement before stopping (0 = never stop early).
         augment: augmentation strength: none | light | default | strong.
         threshold_rule: ``max_f1`` | ``sensitivity`` | ``fixed``; ``target_sensitivity`` for the second.
@@ -110,7 +111,7 @@ class TrainConfig:
     threads: int | None = None
     max_minutes: float | None = None
     max_steps_per_epoch: int | None = None
-    early_stop_metric: str = "auc"
+    early_stop_metric: str = "auto"
     patience: int = 5
     threshold_rule: str = "max_f1"
     target_sensitivity: float = 0.95

@@ -42,6 +42,21 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+# Headline validation metric per task when the config says ``early_stop_metric: auto`` (first one reported wins).
+_AUTO_METRICS = ("auc", "macro_auc", "dice_global", "map50", "loss")
+
+
+def resolve_metric(requested: str, reported: dict[str, float]) -> str:
+    """The validation metric that selects the best epoch; a name the task does not report is an error."""
+    if requested == "auto":
+        return next(m for m in _AUTO_METRICS if m in reported or m == "loss")
+    name = requested.removeprefix("val_")
+    if name not in reported:
+        raise ConfigError(f"early_stop_metric {requested!r} is not reported by this task; "
+                          f"choose one of {sorted(reported)} or 'auto'")
+    return name
+
+
 def _better(metric: str, new: float, old: float) -> bool:
     if not math.isfinite(new):
         return False
@@ -229,7 +244,8 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 preds = predict(task, unwrap(net), val_loader, device, amp=config.amp)
                 val = task.val_metrics(preds, datasets["val"])
                 row.update({f"val_{k}": float(v) for k, v in val.items()})
-                value = float(val.get(metric.removeprefix("val_"), math.nan))
+                metric = resolve_metric(config.early_stop_metric, {**val, "loss": val.get("loss", math.nan)})
+                value = float(val.get(metric, math.nan))
                 improved = _better(metric, value, state["best"])
                 if improved:
                     state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
