@@ -35,7 +35,8 @@ def _pair_codes(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
 
 def nearest(x: np.ndarray, k: int, *, block: int = 2048) -> np.ndarray:
     """Indices (N, k) of the k nearest rows of ``x`` (float (N, D)) by Euclidean distance, self included;
-    blocked matrix products, so memory is ``block * N`` floats."""
+    blocked matrix products, so memory is ``block * N`` floats (block shrinks so that stays under 2**24)."""
+    block = max(1, min(block, 2**24 // max(len(x), 1)))
     x = x.astype(np.float32)
     sq = (x * x).sum(axis=1)
     out = np.empty((len(x), k), dtype=np.int64)

@@ -21,10 +21,26 @@ def descriptors(thumbs: np.ndarray) -> np.ndarray:
     """
     from scipy import ndimage
 
-    n, h, w = thumbs.shape
-    blurred = ndimage.gaussian_filter(thumbs.astype(np.float32), sigma=(0, 1.5, 1.5))
-    f = h // DESC
-    return blurred.reshape(n, DESC, f, DESC, f).mean(axis=(2, 4)).reshape(n, DESC * DESC)
+    def one_block(t: np.ndarray) -> np.ndarray:
+        n, h, w = t.shape
+        blurred = ndimage.gaussian_filter(t.astype(np.float32), sigma=(0, 1.5, 1.5))
+        f = h // DESC
+        return blurred.reshape(n, DESC, f, DESC, f).mean(axis=(2, 4)).reshape(n, DESC * DESC)
+
+    return _in_blocks(one_block, thumbs, DESC * DESC)
+
+
+BLOCK = 4096
+"""Thumbnails processed at once by the descriptor functions: float copies of all N thumbnails (and complex FFTs,
+16x the uint8 size) would need ~13 GB at 100,000 slices."""
+
+
+def _in_blocks(fn, thumbs: np.ndarray, width: int) -> np.ndarray:
+    """``fn`` (per-image, (n, H, W) -> (n, width)) applied to ``BLOCK`` thumbnails at a time; float32 (N, width)."""
+    out = np.empty((len(thumbs), width), dtype=np.float32)
+    for s in range(0, len(thumbs), BLOCK):
+        out[s:s + BLOCK] = fn(thumbs[s:s + BLOCK])
+    return out
 
 
 def rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -102,6 +118,10 @@ def fourier_descriptors(thumbs: np.ndarray) -> np.ndarray:
     A copy shifted by a few pixels (and re-noised) keeps its Fourier magnitude, while the neighbouring slice of
     the same volume does not, so near-duplicates stand out. Returns float32 (N, 17 * 17).
     """
-    mag = np.abs(np.fft.fftshift(np.fft.fft2(thumbs.astype(np.float32)), axes=(1, 2)))
     c, k = thumbs.shape[1] // 2, FOURIER_K
-    return np.log1p(mag[:, c - k:c + k + 1, c - k:c + k + 1]).reshape(len(thumbs), -1).astype(np.float32)
+
+    def one_block(t: np.ndarray) -> np.ndarray:
+        mag = np.abs(np.fft.fftshift(np.fft.fft2(t.astype(np.float32)), axes=(1, 2)))
+        return np.log1p(mag[:, c - k:c + k + 1, c - k:c + k + 1]).reshape(len(t), -1).astype(np.float32)
+
+    return _in_blocks(one_block, thumbs, (2 * k + 1) ** 2)
