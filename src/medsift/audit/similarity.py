@@ -30,7 +30,7 @@ def descriptors(thumbs: np.ndarray) -> np.ndarray:
     return _in_blocks(one_block, thumbs, DESC * DESC)
 
 
-BLOCK = 4096
+BLOCK = 1024
 """Thumbnails processed at once by the descriptor functions: float copies of all N thumbnails (and complex FFTs,
 16x the uint8 size) would need ~13 GB at 100,000 slices."""
 
