@@ -192,3 +192,25 @@ def test_symlinked_source_outside_is_not_followed_to_a_crash(client, review_ws, 
     finally:
         src.unlink()
         src.write_bytes(saved)
+
+
+def test_slice_cache_with_pickled_arrays_is_refused_and_rebuilt(tmp_path):
+    import numpy as np
+
+    from medsift.manifest import new_manifest
+    from medsift.preprocess.cache import SliceCache, build_cache
+    from medsift.preprocess.config import PreprocessConfig
+
+    df = new_manifest([{"image_id": f"a{k}", "patient_id": "p", "image_path": f"/x/a{k}.png", "format": "png",
+                        "has_hu": False, "width": 8, "height": 8} for k in range(2)])
+    cfg = PreprocessConfig(size=8)
+    kwargs = dict(n_jobs=1, progress=False, load_slice=lambda row: np.full((8, 8), 7.0, np.float32),
+                  load_mask=lambda row: None)
+    build_cache(df, tmp_path / "cache", cfg, **kwargs)
+    marker = tmp_path / "pwned"
+    np.save(tmp_path / "cache" / "images.npy", np.array([_Evil(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle|Python objects"):  # refused, never unpickled
+        SliceCache(tmp_path / "cache")
+    rebuilt = build_cache(df, tmp_path / "cache", cfg, **kwargs)
+    assert rebuilt.images.dtype == np.uint8 and rebuilt.images.shape == (2, 1, 8, 8)
+    assert not marker.exists()
