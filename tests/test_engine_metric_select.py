@@ -17,3 +17,9 @@ def test_unreported_metric_is_an_error_listing_the_choices():
     with pytest.raises(ConfigError, match="macro_auc"):
         resolve_metric("auc", {"macro_auc": 0.9, "loss": 0.3})
     assert resolve_metric("val_macro_f1", {"macro_f1": 0.5}) == "macro_f1"
+
+
+def test_auto_prefers_the_task_headline_when_reported():
+    # segment reports a slice-level auc too, but its best epoch is the one with the best Dice
+    assert resolve_metric("auto", {"auc": 0.8, "dice_global": 0.4}, headline="dice_global") == "dice_global"
+    assert resolve_metric("auto", {"auc": 0.8}, headline="dice_global") == "auc"

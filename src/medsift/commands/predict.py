@@ -13,24 +13,44 @@ def register(app: typer.Typer) -> None:
     def predict(
         model: Path = typer.Argument(..., help="Run folder written by `medsift train` (model.json + best.pt)."),
         images: List[Path] = typer.Argument(..., help="Image files or folders."),
-        gradcam: Optional[Path] = typer.Option(None, help="Write Grad-CAM overlays (PNG) into this folder."),
+        gradcam: Optional[Path] = typer.Option(None, help="classify/multilabel: write Grad-CAM overlays (PNG) here."),
+        out: Optional[Path] = typer.Option(None, help="segment/detect: folder for predicted masks or drawings."),
+        overlay: bool = typer.Option(False, help="segment: also write the mask over the slice (needs --out)."),
+        draw: bool = typer.Option(False, help="detect: draw the boxes on the slice (needs --out)."),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
         json_out: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
     ) -> None:
-        """Print, per image (per slice for volumes), the probability and the label at the stored threshold."""
+        """Print, per image (per slice for volumes), the model's answer: probability and label (classify,
+        multilabel), lesion size with mask files (segment) or boxes with drawings (detect)."""
         import json
 
         from rich.console import Console
         from rich.table import Table
 
-        from medsift.engine.inference import predict_files
+        from medsift.errors import ConfigError
 
-        results = predict_files(model, images, gradcam_dir=gradcam, device=device)
+        task = json.loads((model / "model.json").read_text()).get("task") if (model / "model.json").is_file() else None
+        if (overlay or draw) and out is None:
+            raise ConfigError("--overlay/--draw write files: give the folder with --out DIR")
+        if task == "segment":
+            from medsift.tasks.seg_predict import predict_segment_files
+
+            results = predict_segment_files(model, images, out_dir=out, overlay=overlay, device=device)
+        elif task == "detect":
+            from medsift.tasks.det_predict import predict_detect_files
+
+            results = predict_detect_files(model, images, draw_dir=out if draw or out else None, device=device)
+        else:
+            from medsift.engine.inference import predict_files
+
+            results = predict_files(model, images, gradcam_dir=gradcam, device=device)
+        if not results:
+            raise ConfigError(f"no readable image among {[str(i) for i in images]}")
         if json_out:
             for r in results:
                 typer.echo(json.dumps(r))
             return
-        keys = [k for k in results[0] if k not in ("path", "slice")]
+        keys = [k for k in results[0] if k not in ("path", "slice") and not isinstance(results[0][k], list)]
         table = Table("file", "slice", *keys)
         for r in results:
             table.add_row(Path(r["path"]).name, str(r["slice"]),

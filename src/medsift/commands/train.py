@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         workspace: Path = typer.Argument(..., help="Workspace folder (split with `medsift split` first)."),
-        task: str = typer.Option("classify", help="Task: classify | multilabel."),
+        task: str = typer.Option("classify", help="Task: classify | multilabel | segment | detect."),
         out: Path = typer.Option(..., help="Run folder for model, config, curves and logs."),
         config: Optional[Path] = typer.Option(None, help="YAML config file (keys of TrainConfig)."),
         labels: Optional[str] = typer.Option(None, help="Comma-separated labels (label_<name> columns); "

@@ -46,9 +46,15 @@ class FitResult:
 _AUTO_METRICS = ("auc", "macro_auc", "dice_global", "map50", "loss")
 
 
-def resolve_metric(requested: str, reported: dict[str, float]) -> str:
-    """The validation metric that selects the best epoch; a name the task does not report is an error."""
+def resolve_metric(requested: str, reported: dict[str, float], *, headline: str | None = None) -> str:
+    """The validation metric that selects the best epoch; a name the task does not report is an error.
+
+    ``auto`` takes the task's ``headline`` metric when it reports it, else the first of auc, macro_auc,
+    dice_global, map50 it reports, else the validation loss.
+    """
     if requested == "auto":
+        if headline and headline in reported:
+            return headline
         return next(m for m in _AUTO_METRICS if m in reported or m == "loss")
     name = requested.removeprefix("val_")
     if name not in reported:
@@ -244,7 +250,8 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 preds = predict(task, unwrap(net), val_loader, device, amp=config.amp)
                 val = task.val_metrics(preds, datasets["val"])
                 row.update({f"val_{k}": float(v) for k, v in val.items()})
-                metric = resolve_metric(config.early_stop_metric, {**val, "loss": val.get("loss", math.nan)})
+                metric = resolve_metric(config.early_stop_metric, {**val, "loss": val.get("loss", math.nan)},
+                                        headline=getattr(task, "headline_metric", None))
                 value = float(val.get(metric, math.nan))
                 improved = _better(metric, value, state["best"])
                 if improved:

@@ -13,6 +13,7 @@ from medsift.tasks.base import LabelTask, Task
 from medsift.tasks.classify import ClassifyTask
 from medsift.tasks.detect import DetectTask
 from medsift.tasks.multilabel import MultiLabelTask
+from medsift.tasks.segment import SegmentTask
 from medsift.tasks.simclr import SimCLRTask
 
 TASKS: Registry[type[Task]] = Registry("task")
@@ -20,5 +21,6 @@ TASKS.register("classify")(ClassifyTask)
 TASKS.register("multilabel")(MultiLabelTask)
 TASKS.register("simclr")(SimCLRTask)
 TASKS.register("detect")(DetectTask)
+TASKS.register("segment")(SegmentTask)
 
-__all__ = ["TASKS", "Task", "LabelTask", "ClassifyTask", "MultiLabelTask", "SimCLRTask"]
+__all__ = ["TASKS", "Task", "LabelTask", "ClassifyTask", "MultiLabelTask", "SimCLRTask", "SegmentTask", "DetectTask"]

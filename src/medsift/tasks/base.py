@@ -29,6 +29,8 @@ class Task(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: validation metric that selects the best epoch when ``early_stop_metric: auto``
+    headline_metric: ClassVar[str] = "auc"
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config

@@ -16,6 +16,7 @@ class MultiLabelTask(LabelTask):
     """K independent sigmoid outputs; per-class thresholds; micro/macro aggregates."""
 
     name = "multilabel"
+    headline_metric = "macro_auc"
 
     def _complete(self, predictions, dataset):
         y, p, groups, ids = self.aligned(predictions, dataset)

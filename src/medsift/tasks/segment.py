@@ -362,6 +362,7 @@ class SegmentTask(Task):
     """
 
     name = "segment"
+    headline_metric = "dice_global"
 
     def __init__(self, config) -> None:
         super().__init__(config)
