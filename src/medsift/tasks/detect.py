@@ -197,6 +197,7 @@ class DetectTask(Task):
     """Box detection for the engine (:func:`medsift.engine.loop.fit`); see the module docstring."""
 
     name = "detect"
+    headline_metric = "map50"
 
     def __init__(self, config) -> None:
         super().__init__(config)
