@@ -34,8 +34,8 @@ def _run_cli(argv: tuple[str, ...]) -> None:
 
 
 # Small, fast settings so every model trains in well under a minute on 2 CPU cores.
-_SMALL = ("--set", "model.arch=resnet_small", "--set", "model.width=16", "--set", "preprocess.size=96",
-          "--set", "num_workers=0", "--set", "bootstrap=200")
+_SMALL = ("--set", "model.arch=resnet_small", "--set", "model.width=16", "--set", "preprocess.size=128",
+          "--set", "preprocess.context=1", "--set", "num_workers=0", "--set", "bootstrap=200")
 
 
 def _audit_vs_truth(ws: Path, truth: Path) -> None:
@@ -81,11 +81,11 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
         Step("Export to nnU-Net v2 raw (with patient-level splits_final.json)",
              ("export", str(ws), "--to", "nnunet", "--out", str(root / "export" / "nnunet"))),
         Step("Train task 1: hemorrhage vs none per slice",
-             ("train", str(ws), "--task", "classify", "--out", str(runs / "classify"), "--epochs", "4", *_SMALL)),
+             ("train", str(ws), "--task", "classify", "--out", str(runs / "classify"), "--epochs", "12", *_SMALL)),
         Step("Evaluate on held-out patients (bootstrap CIs by patient, ROC/PR, confusion matrix, Grad-CAM)",
              ("evaluate", str(runs / "classify"), "--workspace", str(ws), "--split", "test")),
         Step("Train task 4: multi-label subtypes (IVH/IPH/SAH/EDH/SDH, sigmoid + BCE)",
-             ("train", str(sub), "--task", "multilabel", "--out", str(sub / "runs" / "multilabel"), "--epochs", "4",
+             ("train", str(sub), "--task", "multilabel", "--out", str(sub / "runs" / "multilabel"), "--epochs", "12",
               *_SMALL)),
         Step("Evaluate the subtype model on held-out patients",
              ("evaluate", str(sub / "runs" / "multilabel"), "--workspace", str(sub), "--split", "test")),
@@ -96,6 +96,13 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
               "--set", "num_workers=0", "--set", "bootstrap=200")),
         Step("Evaluate segmentation: Dice/IoU/HD95 global, per image and per patient; volumes; overlays",
              ("evaluate", str(runs / "segment"), "--workspace", str(ws), "--split", "test")),
+        Step("Train task 2: box detection (CenterNet-style heatmap head, the fastest design on CPU)",
+             ("train", str(ws), "--task", "detect", "--out", str(runs / "detect"), "--epochs", "8",
+              "--set", "model.arch=centernet", "--set", "model.width=8", "--set", "preprocess.size=128",
+              "--set", "sampler=balanced", "--set", "augment=light", "--set", "batch_size=16",
+              "--set", "num_workers=0", "--set", "bootstrap=200")),
+        Step("Evaluate detection: mAP@0.5 and @0.5:0.95, FROC, image-level TP/FP/FN/TN with empty slices, drawings",
+             ("evaluate", str(runs / "detect"), "--workspace", str(ws), "--split", "test")),
         Step("Dataset distance (optimal transport) between the phantom set and the subtype set",
              ("distance", str(ws), str(sub), "--max-samples", "150")),
         Step("Write the HTML report (dataset, audit galleries, runs)", ("report", str(ws))),

@@ -119,6 +119,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Mapping[str, Any] = field(default_factory=lambda: {"size": 256, "windows": ["brain"], "context": 0})
     segment: Mapping[str, Any] = field(default_factory=dict)
+    detect: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         labels = (self.labels,) if isinstance(self.labels, str) else tuple(self.labels)
