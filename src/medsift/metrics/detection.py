@@ -80,7 +80,9 @@ def coco_map(gt: Boxes, pred: Boxes, scores: Scores, *, max_dets: int = 100) -> 
             "ar100": s[8]}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) IoU of xyxy boxes ``a`` (n, 4) and ``b`` (m, 4); empty inputs give an empty matrix."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -112,7 +114,7 @@ def froc(gt: Boxes, pred: Boxes, scores: Scores, *, iou_threshold: float = 0.5,
         g, p = _arr(gt[i]), _arr(pred.get(i, []))
         s = np.asarray(scores.get(i, []), float)
         order = np.argsort(-s, kind="stable")
-        iou = _iou(p, g)
+        iou = iou_matrix(p, g)
         used = np.zeros(len(g), bool)
         for k in order:
             cand = np.where(~used & (iou[k] >= iou_threshold))[0] if len(g) else []

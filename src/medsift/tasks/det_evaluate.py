@@ -17,20 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from medsift.manifest import atomic_write_bytes
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of xyxy boxes ``a`` (n, 4) and ``b`` (m, 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+from medsift.metrics.detection import iou_matrix  # noqa: F401  (one IoU for metrics and tasks)
 
 
 def match_events(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], scores: Sequence[np.ndarray], *,
