@@ -35,6 +35,30 @@ class Task(ABC):
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
 
+    def split_datasets(self, df, cache, *, drop_empty: bool = False,
+                       missing: str = "no training rows") -> dict[str, Any]:
+        """``{split: self.dataset(rows, cache, augment=split == "train")}`` for the train/val/test rows of ``df``.
+
+        Args:
+            drop_empty: leave out splits whose dataset kept no row (e.g. no usable mask).
+            missing: start of the error raised when there is no training dataset.
+
+        Raises:
+            ConfigError: the manifest is not split, or holds no training rows.
+        """
+        if "split" not in df.columns or df["split"].isna().all():
+            raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
+        out = {}
+        for split in ("train", "val", "test"):
+            part = df[df["split"] == split]
+            if len(part):
+                ds = self.dataset(part, cache, augment=split == "train")
+                if len(ds) or not drop_empty:
+                    out[split] = ds
+        if "train" not in out:
+            raise ConfigError(f"{missing}; splits present: {sorted(df['split'].dropna().unique())}")
+        return out
+
     @abstractmethod
     def build_model(self, config: TrainConfig):
         """The ``nn.Module`` to train."""
@@ -113,15 +137,7 @@ class LabelTask(Task):
                             patients=df["patient_id"].astype(str).to_numpy())
 
     def build_datasets(self, df, cache, config: TrainConfig) -> dict[str, Any]:
-        if "split" not in df.columns or df["split"].isna().all():
-            raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
-        out = {}
-        for split in ("train", "val", "test"):
-            part = df[df["split"] == split]
-            if len(part):
-                out[split] = self.dataset(part, cache, augment=split == "train")
-        if "train" not in out:
-            raise ConfigError(f"no training rows; splits present: {sorted(df['split'].dropna().unique())}")
+        out = self.split_datasets(df, cache)
         train = out["train"]
         pos = np.nansum(train.targets, axis=0)
         known = (~np.isnan(train.targets)).sum(axis=0)

@@ -241,15 +241,7 @@ class DetectTask(Task):
     def build_datasets(self, df, cache, config) -> dict[str, Any]:
         from medsift.tasks.det_anchors import box_statistics, fit_anchors
 
-        if "split" not in df.columns or df["split"].isna().all():
-            raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
-        out = {}
-        for split in ("train", "val", "test"):
-            part = df[df["split"] == split]
-            if len(part):
-                out[split] = self.dataset(part, cache, augment=split == "train")
-        if "train" not in out:
-            raise ConfigError(f"no training rows; splits present: {sorted(df['split'].dropna().unique())}")
+        out = self.split_datasets(df, cache)
         if not out["train"].has_box().any():
             raise ConfigError("the training split holds no box; nothing to detect")
         self.box_stats = box_statistics(out["train"].boxes)

@@ -393,17 +393,7 @@ class SegmentTask(Task):
         return ds
 
     def build_datasets(self, df, cache, config) -> dict[str, Any]:
-        if "split" not in df.columns or df["split"].isna().all():
-            raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
-        out = {}
-        for split in ("train", "val", "test"):
-            part = df[df["split"] == split]
-            if len(part):
-                ds = self.dataset(part, cache, augment=split == "train")
-                if len(ds):
-                    out[split] = ds
-        if "train" not in out:
-            raise ConfigError(f"no training rows with masks; splits present: {sorted(df['split'].dropna().unique())}")
+        out = self.split_datasets(df, cache, drop_empty=True, missing="no training rows with masks")
         if not out["train"].has_lesion().any():
             raise ConfigError("the training masks hold no lesion pixel; nothing to learn")
         return out
