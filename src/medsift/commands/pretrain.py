@@ -24,19 +24,12 @@ def register(app: typer.Typer) -> None:
         `medsift train ... --set model.pretrained=RUN/best.pt` (same arch, channels)."""
         from rich.console import Console
 
-        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.engine.config import config_from_cli, load_config
         from medsift.engine.runner import train_run
 
         console = Console()
-        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-        overrides = ["task=simclr", "early_stop_metric=loss", "labels=[none]"]
-        if max_minutes is not None:
-            overrides.append(f"max_minutes={max_minutes}")
-        if epochs is not None:
-            overrides.append(f"epochs={epochs}")
-        if device is not None:
-            overrides.append(f"device={device}")
-        cfg = apply_overrides(cfg, overrides + list(set_))
+        cfg = config_from_cli(load_config(config), ["task=simclr", "early_stop_metric=loss", "labels=[none]"],
+                              max_minutes=max_minutes, epochs=epochs, device=device, sets=set_)
         meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
         if meta:
             console.print(f"[green]pretrained[/] encoder: {out / 'best.pt'} (val {meta['val']}); use "

@@ -27,24 +27,18 @@ def register(app: typer.Typer) -> None:
         """Train TASK on WS's train split, select on val, store threshold(s) in RUN/model.json."""
         from rich.console import Console
 
-        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.engine.config import config_from_cli, load_config
         from medsift.engine.runner import train_run
         from medsift.manifest import SUBTYPES
 
         console = Console()
-        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+        cfg = load_config(config)
         overrides = [f"task={task}"]
         if labels:
             overrides.append(f"labels=[{labels}]")
         elif task == "multilabel" and cfg.labels == ("hemorrhage",):
             overrides.append(f"labels=[{','.join(SUBTYPES)}]")
-        if max_minutes is not None:
-            overrides.append(f"max_minutes={max_minutes}")
-        if epochs is not None:
-            overrides.append(f"epochs={epochs}")
-        if device is not None:
-            overrides.append(f"device={device}")
-        cfg = apply_overrides(cfg, overrides + list(set_))
+        cfg = config_from_cli(cfg, overrides, max_minutes=max_minutes, epochs=epochs, device=device, sets=set_)
         meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
         if meta:
             console.print(f"[green]trained[/] {meta['task']} ({meta['stop_reason']}, best epoch {meta['best_epoch']}, "

@@ -217,3 +217,20 @@ def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfi
             raise ConfigError(f"unknown config key {key!r}; valid: {sorted(data)}")
         target[parts[-1]] = _parse_value(raw)
     return TrainConfig.from_dict(data)
+
+
+def load_config(path: str | Path | None) -> "TrainConfig":
+    """The YAML config at ``path``, or the defaults when None."""
+    return TrainConfig.from_yaml(path) if path else TrainConfig()
+
+
+def config_from_cli(cfg: "TrainConfig", overrides: Sequence[str], *, max_minutes: float | None = None,
+                    epochs: int | None = None, device: str | None = None,
+                    sets: Sequence[str] = ()) -> "TrainConfig":
+    """The config a training verb runs with: ``cfg`` (see :func:`load_config`), then the verb's own
+    ``overrides``, then the common options (``--max-minutes``, ``--epochs``, ``--device``), then ``--set`` items."""
+    extra = list(overrides)
+    for key, value in (("max_minutes", max_minutes), ("epochs", epochs), ("device", device)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    return apply_overrides(cfg, extra + list(sets))
