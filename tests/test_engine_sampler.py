@@ -29,3 +29,13 @@ def test_ranks_split_the_epoch_without_overlap():
     shards = [EpochSampler(10, seed=0, rank=r, world=2) for r in range(2)]
     items = [set(i for i, _ in s) for s in shards]
     assert items[0].isdisjoint(items[1]) and items[0] | items[1] == set(range(10))
+
+
+def test_more_samples_than_items_walks_successive_permutations():
+    from medsift.engine.sampler import EpochSampler
+
+    s = EpochSampler(5, seed=3, num_samples=12)
+    idx, seeds = s.order()
+    assert len(idx) == 12 and len(s) == 12
+    assert sorted(idx[:5].tolist()) == list(range(5)) and sorted(idx[5:10].tolist()) == list(range(5))
+    assert len(set(seeds.tolist())) == 12

@@ -86,6 +86,8 @@ class TrainConfig:
         threads: torch intra-op CPU threads (None = torch's default); 1-2 on a shared CPU.
         max_minutes: wall-clock budget of the training loop (None = no limit); the run stops cleanly.
         max_steps_per_epoch: cap on optimisation steps per epoch (None = full epoch).
+        samples_per_epoch: training draws between two validations (None = the training set's size); raise it
+            when validation is a large share of an epoch (small sets, slow whole-slice validation).
         early_stop_metric: validation metric to maximise (``auc``, ``f1``, ``macro_auc``, ``dice_global``,
             ``map50``; ``loss`` is minimised); ``auto`` = the task's own headline metric.
         patience: epochs without improvement before stopping (0 = never stop early).
@@ -111,6 +113,7 @@ class TrainConfig:
     threads: int | None = None
     max_minutes: float | None = None
     max_steps_per_epoch: int | None = None
+    samples_per_epoch: int | None = None
     early_stop_metric: str = "auto"
     patience: int = 5
     threshold_rule: str = "max_f1"
@@ -138,6 +141,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0; got {self.lr!r}")
         if self.augment not in ("none", "light", "default", "strong"):
             raise ConfigError(f"augment must be none, light, default or strong; got {self.augment!r}")
+        if self.samples_per_epoch is not None and int(self.samples_per_epoch) < 1:
+            raise ConfigError(f"samples_per_epoch must be >= 1 or null; got {self.samples_per_epoch!r}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0; got {self.num_workers!r}")
         if isinstance(self.model, Mapping):

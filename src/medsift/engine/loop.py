@@ -161,7 +161,8 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     weights = task.sample_weights(datasets["train"]) if config.sampler == SamplerKind.BALANCED.value else None
-    sampler = EpochSampler(len(datasets["train"]), seed=config.seed, weights=weights, rank=dist.rank,
+    sampler = EpochSampler(len(datasets["train"]), seed=config.seed, weights=weights,
+                           num_samples=config.samples_per_epoch, rank=dist.rank,
                            world=dist.world)
     pin = device.type == "cuda"
     train_loader = build_loader(datasets["train"], batch_size=config.batch_size, sampler=sampler,

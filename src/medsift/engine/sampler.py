@@ -50,7 +50,8 @@ class EpochSampler:
         """(indices, sample seeds) of this rank for the current epoch."""
         rng = np.random.default_rng(derive_seed(self.seed, self.epoch, 17))
         if self.weights is None:
-            idx = rng.permutation(self.n)[: self.num_samples]
+            rounds = -(-self.num_samples // self.n)  # more samples than items: successive permutations
+            idx = np.concatenate([rng.permutation(self.n) for _ in range(rounds)])[: self.num_samples]
         else:
             idx = rng.choice(self.n, size=self.num_samples, replace=True, p=self.weights)
         seeds = rng.integers(0, 2**31 - 1, size=len(idx))

@@ -123,16 +123,14 @@ class LabelTask(Task):
                            num_outputs=len(self.labels))
 
     def dataset(self, df, cache, *, augment: bool):
-        """A :class:`~medsift.tasks.data.SliceDataset` over ``df``'s rows with at least one known label."""
-        from medsift.tasks.data import SliceDataset, augment_factory, label_targets
+        """A :class:`~medsift.tasks.data.SliceDataset` over ``df``'s rows with at least one known label; training
+        items carry their seed so the collate augments the batch (:class:`~medsift.preprocess.batch_augment.BatchAugment`)."""
+        from medsift.tasks.data import SliceDataset, label_targets
 
         targets = label_targets(df, self.labels)
         keep = ~np.isnan(targets).all(axis=1)
         df, targets = df[keep], targets[keep]
-        factory = None
-        if augment:
-            factory = augment_factory(task=self.name, size=int(cache.images.shape[-1]), strength=self.config.augment)
-        return SliceDataset(cache.images, cache.rows(df), targets, augment=factory,
+        return SliceDataset(cache.images, cache.rows(df), targets, with_seed=augment and self.config.augment != "none",
                             image_ids=df["image_id"].astype(str).to_numpy(),
                             patients=df["patient_id"].astype(str).to_numpy())
 
@@ -167,9 +165,11 @@ class LabelTask(Task):
 
     def collate(self, samples: list[dict]) -> dict[str, Any]:
         if self._collate is None:
+            from medsift.preprocess.batch_augment import BatchAugment
             from medsift.tasks.data import Collate
 
-            self._collate = Collate(self.mean, self.std)
+            augment = BatchAugment(self.config.augment) if self.config.augment != "none" else None
+            self._collate = Collate(self.mean, self.std, augment=augment)
         return self._collate(samples)
 
     def sample_weights(self, dataset) -> np.ndarray:

@@ -3,8 +3,13 @@
 Images stay uint8 until the collate (4x less memory traffic in the workers); the collate turns them into
 float32, scales to 0..1 and standardises each channel with the training cache's mean/std.
 
-Augmentation is seeded per sample by the sampler (see :class:`medsift.engine.sampler.EpochSampler`): the
-dataset builds ``medsift.preprocess.augment.build_augment(task=..., size=..., strength=..., seed=sample_seed)``.
+Augmentation is seeded by the sampler (see :class:`medsift.engine.sampler.EpochSampler`). Two ways:
+
+* per batch (label tasks): training items carry their ``seed``; the :class:`Collate` warps the whole float batch
+  at once with :class:`medsift.preprocess.batch_augment.BatchAugment`, seeded from the items' seeds (cheap, no
+  loader worker needed on a 2-core machine);
+* per sample (SimCLR views): the dataset builds
+  ``medsift.preprocess.augment.build_augment(task=..., size=..., strength=..., seed=sample_seed)``.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ class SliceDataset:
         positions: (N,) rows of ``images`` in this dataset, in manifest order.
         targets: (N, K) float32 with 0/1 (nan = unknown label).
         augment: ``seed -> (sample dict -> sample dict)`` or None.
+        with_seed: items carry their sample ``seed`` (for a batch-augmenting :class:`Collate`).
         image_ids, patients: (N,) identifiers kept for evaluation.
     """
 
     def __init__(self, images, positions: np.ndarray, targets: np.ndarray, *, augment: AugmentFactory | None = None,
-                 image_ids: Sequence[str] = (), patients: Sequence[str] = ()) -> None:
+                 with_seed: bool = False, image_ids: Sequence[str] = (), patients: Sequence[str] = ()) -> None:
         self.images = images
         self.positions = np.asarray(positions, dtype=np.int64)
         self.targets = np.asarray(targets, dtype=np.float32).reshape(len(self.positions), -1)
         self.augment = augment
+        self.with_seed = bool(with_seed)
         self.image_ids = np.asarray(image_ids, dtype=object)
         self.patients = np.asarray(patients, dtype=object)
 
@@ -49,27 +56,42 @@ class SliceDataset:
         if self.augment is not None:
             sample = self.augment(int(seed))({"image": image.float().div_(255.0)})
             image = sample["image"].clamp_(0.0, 1.0)
-        return {"image": image, "target": torch.from_numpy(self.targets[index]), "index": int(index)}
+        item = {"image": image, "target": torch.from_numpy(self.targets[index]), "index": int(index)}
+        if self.with_seed:
+            item["seed"] = int(seed)
+        return item
 
 
 class Collate:
-    """Stack samples; uint8 -> float 0..1; standardise per channel with ``mean``/``std`` (0..1 units)."""
+    """Stack samples; uint8 -> float 0..1; augment batches of seeded (training) items with ``augment``;
+    standardise per channel with ``mean``/``std`` (0..1 units)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], *, augment=None) -> None:
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.maximum(np.asarray(std, dtype=np.float32), 1e-3)
+        self.augment = augment
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         images = torch.stack([s["image"] for s in samples])
-        if images.dtype == torch.uint8:
+        if self.augment is not None and "seed" in samples[0]:
+            images = self.augment(images, batch_seed([s["seed"] for s in samples]))  # uint8 in, float 0..1 out
+        elif images.dtype == torch.uint8:
             images = images.float().div_(255.0)
         c = images.shape[1]
         mean = torch.as_tensor(np.resize(self.mean, c)).view(1, c, 1, 1)
         std = torch.as_tensor(np.resize(self.std, c)).view(1, c, 1, 1)
         return {"image": (images - mean) / std, "target": torch.stack([s["target"] for s in samples]),
                 "index": torch.as_tensor([s["index"] for s in samples], dtype=torch.long)}
+
+
+def batch_seed(seeds: Sequence[int]) -> int:
+    """One seed for a batch from its items' sampler seeds (order-sensitive, stable across runs)."""
+    acc = 0
+    for s in seeds:
+        acc = (acc * 1_000_003 + int(s)) % (2**61 - 1)
+    return acc
 
 
 def augment_factory(*, task: str, size: int, strength: str) -> AugmentFactory | None:
