@@ -5,7 +5,7 @@ Usage::
     nice python benchmarks/bench_multilabel.py [--workspace WS] [--out RUN] [--minutes 25] [--phantoms-only]
     python benchmarks/run.py --only multilabel
 
-Phantoms: ``medsift synth`` (folder layout, 60 patients of 16-20 slices, 128 px, trained at 96 px), patient split, train
+Phantoms: ``medsift synth`` (folder layout, 60 patients of 16-20 slices, 128 px, trained at 128 px), patient split, train
 ``--task multilabel --labels ivh,iph,sah,edh,sdh`` (subtypes present in the phantoms), test macro F1.
 RSNA: ``../shared/data/rsna-ich-subtypes`` ingested with the folder layout (``any`` -> ``label_hemorrhage``,
 subtypes -> ``label_edh/iph/ivh/sah/sdh``), patient split (test 25%, val 15%), one model with six sigmoid outputs
@@ -31,14 +31,14 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "data" / "rsna-ich-subtypes"
 SUBTYPES = ("ivh", "iph", "sah", "edh", "sdh")
 RSNA_OVERRIDES = [
-    "model.arch=resnet_small", "model.width=24", "preprocess.size=192", "batch_size=32", "lr=0.002",
-    "augment=light", "loss=weighted", "epochs=30", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
+    "model.arch=resnet_small", "model.width=32", "preprocess.size=192", "batch_size=32", "lr=0.002",
+    "augment=default", "loss=bce", "epochs=60", "threads=2", "num_workers=0", "early_stop_metric=macro_auc",
     "patience=0", "bootstrap=1000",
 ]
 PHANTOM_PATIENTS = 60
 PHANTOM_OVERRIDES = [
-    "model.arch=resnet_small", "model.width=16", "preprocess.size=96", "batch_size=32", "lr=0.003",
-    "augment=light", "loss=weighted", "epochs=25", "threads=2", "num_workers=1", "early_stop_metric=macro_auc",
+    "model.arch=resnet_small", "model.width=24", "preprocess.size=128", "batch_size=32", "lr=0.003",
+    "augment=default", "loss=bce", "epochs=30", "threads=2", "num_workers=0", "early_stop_metric=macro_auc",
     "patience=0", "bootstrap=200",
 ]
 
@@ -152,9 +152,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     parser.add_argument("--phantoms-only", action="store_true")
     args = parser.parse_args()
-    global RSNA_OVERRIDES
+    global RSNA_OVERRIDES, PHANTOM_OVERRIDES
     RSNA_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in RSNA_OVERRIDES]
+    PHANTOM_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in PHANTOM_OVERRIDES]
+    t0 = time.perf_counter()
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
+    result["command"] += f" --threads {args.threads}"
+    if not args.phantoms_only:
+        from datetime import datetime, timezone
+
+        sys.path.insert(0, str(HERE))
+        from run import RESULTS, machine  # benchmarks/run.py
+
+        result["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s wall"
+        result["machine"] = machine()
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "multilabel.json").write_text(json.dumps(result, indent=1, default=float))
     for r in result["rows"]:
         print(f"{r['metric']:<70} {r['value']} {r['unit']}  target {r['target']}")
     print(result["notes"])
