@@ -28,28 +28,8 @@ def patient_bootstrap_ci(fn: Callable[[np.ndarray, np.ndarray], float], y, p, gr
     Returns:
         ``(estimate, low, high)``; low/high are nan when fewer than 10 resamples gave a finite value.
     """
-    if n < 1:
-        raise ConfigError(f"bootstrap n must be >= 1; got {n!r}")
-    y = np.asarray(y)
-    p = np.asarray(p)
-    g = np.asarray(groups).astype(str)
-    if not (len(y) == len(p) == len(g)):
-        raise ConfigError(f"y, p and groups must have the same length; got {len(y)}, {len(p)}, {len(g)}")
-    estimate = float(fn(y, p))
-    names, inv = np.unique(g, return_inverse=True)
-    members = [np.flatnonzero(inv == i) for i in range(len(names))]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
-        pick = rng.integers(0, len(names), size=len(names))
-        idx = np.concatenate([members[i] for i in pick])
-        v = float(fn(y[idx], p[idx]))
-        if np.isfinite(v):
-            values.append(v)
-    if len(values) < 10:
-        return estimate, float("nan"), float("nan")
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return estimate, float(low), float(high)
+    out = bootstrap_dict(lambda a, b: {"value": float(fn(a, b))}, y, p, groups, n=n, seed=seed, alpha=alpha)
+    return out["value"], out["value_ci_low"], out["value_ci_high"]
 
 
 def with_cis(metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]], y, p, groups, *, n: int = 1000,
