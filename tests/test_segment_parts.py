@@ -139,3 +139,38 @@ def test_fresh_model_starts_near_the_prior():
     assert float(p) < 0.1
     with pytest.raises(ConfigError, match="prior"):
         build_model("unet_tiny", prior=1.0)
+
+
+@pytest.mark.parametrize("name", ["unet_tiny", "unet", "basic_unet", "segresnet"])
+def test_a_crop_predicts_like_the_same_region_of_the_whole_slice(name):
+    """Training runs on crops and inference on whole head boxes: in eval mode the network must not normalise
+    per image (instance/group norm did, and a model trained on crops predicted nothing on whole slices)."""
+    import torch
+
+    from medsift.tasks.seg_models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=1).eval()
+    whole = torch.rand(1, 1, 128, 128)
+    whole[..., 40:80, 50:90] += 2.0  # a bright region makes per-image statistics differ from the crop's
+    crop = whole[..., 32:96, 32:96].clone()
+    with torch.inference_mode():
+        a = model(whole)[..., 32:96, 32:96][..., 16:48, 16:48]
+        b = model(crop)[..., 16:48, 16:48]
+    assert float((a - b).abs().max()) < 0.02  # only the receptive field's reach past the crop border
+
+
+def test_instance_norm_would_fail_the_crop_consistency_check():
+    """The check above can fail: the same U-Net with MONAI's default instance norm disagrees crop vs whole."""
+    import torch
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    net = UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=(16, 32, 64, 128, 256),
+               strides=(2, 2, 2, 2), num_res_units=2).eval()
+    whole = torch.rand(1, 1, 128, 128)
+    whole[..., 40:80, 50:90] += 2.0
+    with torch.inference_mode():
+        a = net(whole)[..., 32:96, 32:96][..., 16:48, 16:48]
+        b = net(whole[..., 32:96, 32:96].clone())[..., 16:48, 16:48]
+    assert float((a - b).abs().max()) > 0.1
