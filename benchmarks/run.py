@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py                 # every benchmark, real data from ../shared/data when present
     python benchmarks/run.py --only ingest audit
     python benchmarks/run.py --list
+    python benchmarks/run.py --render-only   # rewrite BENCHMARKS.md from results/*.json
 
 Each ``benchmarks/bench_<name>.py`` exposes ``run(*, repeats: int) -> dict`` returning::
 
@@ -100,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="benchmark names to run (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats for timings")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite BENCHMARKS.md from results/*.json without running anything (after a bench_*.py "
+                             "script wrote its own result, e.g. with --threads 1)")
     args = parser.parse_args(argv)
     found = discover()
     if args.list:
         print("\n".join(found))
         return 0
-    names = args.only or list(found)
+    names = [] if args.render_only else (args.only or list(found))
     unknown = sorted(set(names) - set(found))
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; valid: {sorted(found)}")
