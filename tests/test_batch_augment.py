@@ -75,3 +75,31 @@ def test_uint8_lookup_table_matches_the_float_intensity_path():
     via_lut, via_float = aug(x8, 5), aug(x8.float() / 255.0, 5)
     assert torch.allclose(via_lut, via_float, atol=1e-4)
     assert not torch.allclose(via_lut, x8.float() / 255.0, atol=1e-2)
+
+
+def test_warp_pair_moves_mask_with_image_and_keeps_it_binary():
+    img = torch.zeros(4, 1, 64, 64)
+    img[:, :, 20:30, 36:50] = 1.0
+    mask = (img > 0.5).float()
+    aug = BatchAugment(params=AugmentParams(degrees=30.0, scale=(0.8, 1.25)))
+    wi, wm = aug.warp_pair(img, mask, 9)
+    assert set(torch.unique(wm).tolist()) <= {0.0, 1.0}
+    assert not torch.equal(wm, mask)
+    for i in range(4):  # the mask still covers the bright block of the warped image
+        inside = wi[i, 0][wm[i, 0] > 0]
+        assert float(inside.mean()) > 0.8
+        assert float(wi[i, 0][wm[i, 0] == 0].mean()) < 0.1
+
+
+def test_segment_collate_warps_training_batches_only():
+    from medsift.engine.config import TrainConfig
+    from medsift.tasks.segment import SegmentTask
+
+    task = SegmentTask(TrainConfig(task="segment", segment={"rotate": 40.0, "scale": 0.2}))
+    img = torch.zeros(1, 64, 64)
+    img[:, 10:20, 30:60] = 1.0
+    items = [{"image": img.clone(), "mask": (img > 0).float(), "index": i} for i in range(3)]
+    plain = task.collate(items)
+    warped = task.collate([{**it, "seed": 3 + i} for i, it in enumerate(items)])
+    assert torch.equal(plain["image"][:, :1], img.expand(3, 1, 64, 64))
+    assert not torch.equal(warped["mask"], plain["mask"])

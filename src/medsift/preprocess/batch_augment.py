@@ -76,28 +76,32 @@ class BatchAugment:
 
     def _warp(self, x, g, uniform):
         """Rotation + scale + translation (+ elastic) in one ``grid_sample``; zero (air) outside the image."""
+        import torch.nn.functional as F
+
+        grid = random_grid(self.params, x.shape, g, uniform)
+        if grid is None:
+            return x
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def warp_pair(self, images, masks, seed: int):
+        """The same random warp for float images (B, C, H, W) and 0/1 masks (B, 1, H, W) (geometry only:
+        bilinear for images, nearest for masks); used by the segment task's collate."""
         import torch
         import torch.nn.functional as F
 
-        p = self.params
-        b, _, h, w = x.shape
-        elastic = p.elastic_p > 0 and p.elastic_alpha > 0
-        if not (p.degrees or p.translate or p.scale != (1.0, 1.0) or elastic):
-            return x
-        angle = uniform(-p.degrees, p.degrees) * (math.pi / 180.0)
-        scale = uniform(*p.scale)
-        tx, ty = uniform(-p.translate, p.translate) * 2, uniform(-p.translate, p.translate) * 2
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
-        if elastic:
-            on = (torch.rand(b, generator=g) < p.elastic_p).view(b, 1, 1, 1).to(x.dtype)
-            coarse = torch.randn((b, 2, ELASTIC_NODES, ELASTIC_NODES), generator=g)
-            field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
-            # alpha px of displacement, in grid units (2 / side)
-            amp = torch.tensor([2.0 * p.elastic_alpha / w, 2.0 * p.elastic_alpha / h]) / max(p.elastic_sigma, 1.0)
-            grid = grid + on * field * amp
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        b = images.shape[0]
+        g = torch.Generator().manual_seed(int(seed) % (2**63 - 1))
+        grid = random_grid(self.params, images.shape, g, lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g))
+        if grid is None:
+            return images, masks
+        return (F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
+                F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False))
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters, for logs."""
+        from dataclasses import asdict
+
+        return asdict(self.params)
 
     def _draws(self, b: int, uniform):
         """Per-image (gamma, contrast, brightness) draws, or None when intensity is off."""
@@ -141,8 +145,28 @@ class BatchAugment:
         m = x.reshape(b, -1).mean(1).view(b, 1, 1, 1)
         return m + (x - m) * contrast + brightness * span
 
-    def describe(self) -> dict[str, Any]:
-        """The parameters, for logs."""
-        from dataclasses import asdict
 
-        return asdict(self.params)
+def random_grid(p: AugmentParams, shape, g, uniform):
+    """A ``grid_sample`` grid (B, H, W, 2) for random rotation / scale / translation (+ elastic field) of a batch
+    of ``shape`` (B, C, H, W), or None when ``p`` has no geometric operation."""
+    import torch
+    import torch.nn.functional as F
+
+    b, _, h, w = shape
+    elastic = p.elastic_p > 0 and p.elastic_alpha > 0
+    if not (p.degrees or p.translate or p.scale != (1.0, 1.0) or elastic):
+        return None
+    angle = uniform(-p.degrees, p.degrees) * (math.pi / 180.0)
+    scale = uniform(*p.scale)
+    tx, ty = uniform(-p.translate, p.translate) * 2, uniform(-p.translate, p.translate) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    if elastic:
+        on = (torch.rand(b, generator=g) < p.elastic_p).view(b, 1, 1, 1).to(grid.dtype)
+        coarse = torch.randn((b, 2, ELASTIC_NODES, ELASTIC_NODES), generator=g)
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+        # alpha px of displacement, in grid units (2 / side)
+        amp = torch.tensor([2.0 * p.elastic_alpha / w, 2.0 * p.elastic_alpha / h]) / max(p.elastic_sigma, 1.0)
+        grid = grid + on * field * amp
+    return grid

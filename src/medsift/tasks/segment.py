@@ -51,6 +51,10 @@ class SegmentOptions:
         min_lesion_pixels: a slice is called positive (slice classification) when its post-processed
             prediction holds at least this many pixels.
         gamma: intensity augmentation strength (gamma = exp(U(-g, g))); 0 disables it.
+        rotate: training crops are rotated by U(-rotate, rotate) degrees (0 disables it).
+        scale: training crops are zoomed by a factor in [1 / (1 + scale), 1 + scale] (0 disables it). Rotation and
+            zoom warp the batch of crops and masks together in the collate (one ``grid_sample``, nearest for
+            masks), :meth:`medsift.preprocess.batch_augment.BatchAugment.warp_pair`.
     """
 
     model: str = DEFAULT_MODEL
@@ -64,6 +68,8 @@ class SegmentOptions:
     postprocess: PostprocessConfig = field(default_factory=lambda: PostprocessConfig(min_pixels=10))
     min_lesion_pixels: int = 20
     gamma: float = 0.2
+    rotate: float = 15.0
+    scale: float = 0.15
 
     def __post_init__(self) -> None:
         SEG_MODELS.get(self.model)
@@ -77,6 +83,8 @@ class SegmentOptions:
         for name in ("positive_fraction", "lesion_slice_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]; got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.rotate) <= 180.0 or not 0.0 <= float(self.scale) < 1.0:
+            raise ConfigError(f"rotate must be in [0, 180] degrees and scale in [0, 1); got {self.rotate!r}, {self.scale!r}")
         if self.min_lesion_pixels < 1:
             raise ConfigError(f"min_lesion_pixels must be >= 1; got {self.min_lesion_pixels!r}")
 
@@ -239,7 +247,7 @@ class SegmentDataset:
                                  box=self.box(index), rng=rng, positive_fraction=self.options.positive_fraction,
                                  gamma=self.options.gamma)
             x, y = apply_crop(image, mask, params)
-            return {"image": torch.from_numpy(x), "mask": torch.from_numpy(y), "index": index}
+            return {"image": torch.from_numpy(x), "mask": torch.from_numpy(y), "index": index, "seed": int(seed)}
         x, y = apply_crop(image, mask, CropParams(0, 0, 0, False, 1.0))
         return {"image": torch.from_numpy(x), "mask": torch.from_numpy(y), "index": index,
                 "box": torch.as_tensor(self.box(index), dtype=torch.long)}
@@ -399,7 +407,18 @@ class SegmentTask(Task):
         return out
 
     def collate(self, samples: list[dict]) -> dict[str, Any]:
-        return collate(samples)
+        """Stack samples; training batches (items with a ``seed``) get the random rotation / zoom of the options."""
+        batch = collate(samples)
+        if "seed" in samples[0] and (self.options.rotate or self.options.scale):
+            from medsift.preprocess.augment import AugmentParams
+            from medsift.preprocess.batch_augment import BatchAugment
+            from medsift.tasks.data import batch_seed
+
+            s = float(self.options.scale)
+            warp = BatchAugment(params=AugmentParams(degrees=float(self.options.rotate), scale=(1 / (1 + s), 1 + s)))
+            batch["image"], batch["mask"] = warp.warp_pair(batch["image"], batch["mask"],
+                                                           batch_seed([it["seed"] for it in samples]))
+        return batch
 
     def sample_weights(self, dataset) -> np.ndarray:
         """Lesion slices get ``lesion_slice_fraction`` of the draws, the others the rest."""
