@@ -7,7 +7,7 @@ Usage::
 
 Steps:
 
-1. Inference latency of the default network (``unet_tiny``) on one 512 x 512 slice, ``torch.set_num_threads(2)``:
+1. Inference latency of the trained network (``--model``) on one 512 x 512 slice, ``torch.set_num_threads(2)``:
    whole slice and head bounding box (what ``predict_batch`` runs), median of ``repeats`` x 5 calls.
 2. Hematoma derivation (:mod:`medsift.label.hematoma`) on phantoms whose true IPH label is known (NIfTI
    label volumes): Dice of the mask derived from the edema rim against the true hematoma.
@@ -34,7 +34,6 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phe-sich-ct-ids"
 MINUTES = 90.0
 MODEL = "unet"  # MONAI UNet 16-256, 2 residual units per level: 48 ms per head box at inference, 2 threads
-LATENCY_MODELS = ("unet_tiny", "unet")
 CROP = 160
 SAMPLES_PER_EPOCH = 4000  # crops between validations (a whole-slice pass over the val patients)
 BATCH = 8
@@ -209,9 +208,9 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
         notes.append(f"run folder with overlays: {m['eval_dir']}")
         notes.append(f"trained {m['train_loop_s'] / 60:.1f} min on {threads} thread(s) (budget {minutes} min, "
                      f"{int(m['epochs'])} epochs of {SAMPLES_PER_EPOCH} crops, lr 3e-3 warm-up + cosine over the "
-                     f"budget), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
+                     f"budget; crops flipped, rotated +-15 deg, zoomed 0.87-1.15, gamma), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
                      f"{m['n_patients']} patients; evaluation {m['eval_s']:.0f} s")
-    lat = latency_ms(repeats=repeats)
+    lat = latency_ms(repeats=repeats, model_name=MODEL)
     rows.append({"metric": f"inference 512x512 slice, whole ({MODEL}, 2.5D, 2 threads)",
                  "value": statistics.median(lat["whole"]), "unit": "ms", "target": "< 150", "runs": lat["whole"]})
     rows.append({"metric": "inference 512x512 slice, head box 384x416",
@@ -226,7 +225,8 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                  "value": hema["box_dice_global"], "unit": "", "target": "-", "runs": []})
     notes.append(f"phantom hematoma check on {hema['n_images_with_iph']} slices with IPH")
     return {"title": "Segmentation (PHE) and inference speed",
-            "command": f"python benchmarks/bench_segment.py --minutes {minutes} --threads {threads}",
+            "command": f"python benchmarks/bench_segment.py --minutes {minutes} --threads {threads} --model {MODEL} "
+                       f"--crop {CROP}",
             "data": "PHE-SICH-CT-IDS 83-patient subset (../shared/data), held-out test patients; phantoms",
             "rows": rows, "notes": "; ".join(notes)}
 
@@ -238,7 +238,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--threads", type=int, default=THREADS, help="torch threads for training (1 when sharing)")
+    ap.add_argument("--model", default=MODEL, help="segmentation network (medsift.tasks.seg_models)")
+    ap.add_argument("--crop", type=int, default=CROP, help="training crop side, pixels of the 512-px slice")
     args = ap.parse_args()
+    global MODEL, CROP
+    MODEL, CROP = args.model, args.crop
     t0 = time.perf_counter()
     out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train,
               threads=args.threads)
