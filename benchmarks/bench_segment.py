@@ -232,6 +232,7 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
 
 
 def main() -> None:
+    global MODEL, CROP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=MINUTES)
     ap.add_argument("--workspace", type=Path, default=None)
@@ -241,7 +242,6 @@ def main() -> None:
     ap.add_argument("--model", default=MODEL, help="segmentation network (medsift.tasks.seg_models)")
     ap.add_argument("--crop", type=int, default=CROP, help="training crop side, pixels of the 512-px slice")
     args = ap.parse_args()
-    global MODEL, CROP
     MODEL, CROP = args.model, args.crop
     t0 = time.perf_counter()
     out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train,
