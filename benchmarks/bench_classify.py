@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-THREADS_USED = 2
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phe-sich-ct-ids"
 OVERRIDES = [
     "model.arch=resnet_small", "model.width=32", "preprocess.size=192", "preprocess.context=1",
@@ -140,7 +139,8 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
              f"{train_wall / 60:.1f} min; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
              f"(shared 2-core machine); config: {' '.join(OVERRIDES)}; outputs {eval_dir}")
     return {"title": "Task 1 classify: hemorrhage slice vs none (PHE-SICH, unseen patients)",
-            "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {THREADS_USED}", "data": str(DATA),
+            "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {config.threads}",
+            "data": str(DATA),
             "rows": rows, "notes": notes, "metrics": metrics, "speed": speed, "meta": {
                 k: meta[k] for k in ("best_epoch", "epochs_run", "stop_reason", "train_seconds", "val")}}
 
@@ -152,21 +152,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     args = parser.parse_args()
-    global OVERRIDES, THREADS_USED
-    THREADS_USED = args.threads
+    global OVERRIDES
     OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in OVERRIDES]
     t0 = time.perf_counter()
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes)
     import sys
-    from datetime import datetime, timezone
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import RESULTS, machine  # benchmarks/run.py
+    from run import save_result  # benchmarks/run.py
 
-    result["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s wall"
-    result["machine"] = machine()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "classify.json").write_text(json.dumps(result, indent=1, default=float))
+    save_result("classify", result, started=t0)
     for r in result["rows"]:
         print(f"{r['metric']:<60} {r['value']} {r['unit']}  target {r['target']}")
     print(result["notes"])

@@ -161,21 +161,17 @@ def main() -> None:
     from datetime import datetime, timezone
 
     sys.path.insert(0, str(HERE))
-    from run import RESULTS, machine  # benchmarks/run.py
+    from run import RESULTS, save_result  # benchmarks/run.py
 
-    if args.phantoms_only and (RESULTS / "multilabel.json").is_file():  # refresh the phantom rows, keep RSNA's
+    if not args.phantoms_only:
+        save_result("multilabel", result, started=t0)
+    elif (RESULTS / "multilabel.json").is_file():  # refresh the phantom rows, keep RSNA's
         old = json.loads((RESULTS / "multilabel.json").read_text())
         result["rows"] += [r for r in old["rows"] if not r["metric"].startswith("phantoms")]
         result["notes"] += "; " + "; ".join(n for n in old["notes"].split("; ") if not n.startswith("phantoms"))
-        result["measured"] = f"phantoms {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; RSNA {old.get('measured')}"
         result["command"] = old["command"] + f"; phantom rows: {result['command']} --phantoms-only"
-        result["machine"] = machine()
-        (RESULTS / "multilabel.json").write_text(json.dumps(result, indent=1, default=float))
-    if not args.phantoms_only:
-        result["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s wall"
-        result["machine"] = machine()
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "multilabel.json").write_text(json.dumps(result, indent=1, default=float))
+        save_result("multilabel", result, measured=f"phantoms {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
+                                                    f"RSNA {old.get('measured')}")
     for r in result["rows"]:
         print(f"{r['metric']:<70} {r['value']} {r['unit']}  target {r['target']}")
     print(result["notes"])

@@ -246,18 +246,12 @@ def main() -> None:
     t0 = time.perf_counter()
     out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train,
               threads=args.threads)
-    from datetime import datetime, timezone
-
-    sys_path = str(Path(__file__).resolve().parent)
     import sys
 
-    sys.path.insert(0, sys_path)
-    from run import RESULTS, machine  # benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import save_result  # benchmarks/run.py
 
-    out["measured"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s wall"
-    out["machine"] = machine()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segment.json").write_text(json.dumps(out, indent=1, default=float))
+    save_result("segment", out, started=t0)
     print(json.dumps(out, indent=1, default=str))
 
 

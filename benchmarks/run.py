@@ -48,6 +48,22 @@ def load(path: Path):
     return module
 
 
+def save_result(name: str, result: dict, *, started: float | None = None, measured: str | None = None) -> Path:
+    """Stamp ``result`` with when (``measured``, or now and the wall seconds since ``started``) and on what machine
+    it was measured, and write it as ``results/<name>.json``; used by this runner and by the bench scripts run on
+    their own."""
+    if measured is None:
+        measured = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        if started is not None:
+            measured += f", {time.perf_counter() - started:.0f} s wall"
+    result["measured"] = measured
+    result["machine"] = machine()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1, default=float))
+    return path
+
+
 def machine() -> str:
     """One line describing the machine the figures come from."""
     import torch
@@ -117,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
-        res = load(found[name]).run(repeats=args.repeats)
-        res["measured"] = (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-                           f"{time.perf_counter() - t0:.0f} s wall")
-        res["machine"] = machine()
-        (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1, default=float))
+        save_result(name, load(found[name]).run(repeats=args.repeats), started=t0)
     results = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if p.stem in found}
     header = machine()
     (REPO / "BENCHMARKS.md").write_text(render(results, header))
