@@ -103,3 +103,11 @@ def test_segment_collate_warps_training_batches_only():
     warped = task.collate([{**it, "seed": 3 + i} for i, it in enumerate(items)])
     assert torch.equal(plain["image"][:, :1], img.expand(3, 1, 64, 64))
     assert not torch.equal(warped["mask"], plain["mask"])
+
+
+def test_float_input_is_not_modified_in_place():
+    x = _batch() * 2.0  # values above 1 would be clamped by an in-place clamp
+    before = x.clone()
+    BatchAugment(params=AugmentParams(noise_p=1.0, noise_sigma=0.1))(x, 4)
+    BatchAugment(params=AugmentParams())(x, 4)
+    assert torch.equal(x, before)

@@ -17,7 +17,6 @@ one derived from the sampler's per-sample seeds), so a resumed run sees the same
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from medsift.preprocess.augment import STRENGTHS, AugmentParams, Strength
 
@@ -42,18 +41,16 @@ class BatchAugment:
 
         p = self.params
         b = images.shape[0]
-        g = torch.Generator().manual_seed(int(seed) % (2**63 - 1))
-
-        def uniform(lo: float, hi: float):
-            return lo + (hi - lo) * torch.rand(b, generator=g)
+        g, uniform = _draws_for(b, seed)
 
         def chance(prob: float):
             return torch.rand(b, generator=g) < prob
 
         if b == 0:
             return images.to(torch.float32)
+        # a float input is copied once, so the in-place steps below never touch the caller's tensor
         x = self._intensity_u8(images, uniform) if images.dtype == torch.uint8 else \
-            self._intensity(images.to(torch.float32), uniform)
+            self._intensity(images.to(torch.float32, copy=True), uniform)
 
         if p.hflip:
             x = torch.where(chance(p.hflip).view(b, 1, 1, 1), x.flip(-1), x)
@@ -70,7 +67,6 @@ class BatchAugment:
         if p.noise_p and p.noise_sigma:
             noisy = chance(p.noise_p)
             if noisy.any():
-                x = x.clone() if x.data_ptr() == images.data_ptr() else x
                 x[noisy] += p.noise_sigma * torch.randn(x[noisy].shape, generator=g)
         return x.clamp_(0.0, 1.0)
 
@@ -86,22 +82,14 @@ class BatchAugment:
     def warp_pair(self, images, masks, seed: int):
         """The same random warp for float images (B, C, H, W) and 0/1 masks (B, 1, H, W) (geometry only:
         bilinear for images, nearest for masks); used by the segment task's collate."""
-        import torch
         import torch.nn.functional as F
 
-        b = images.shape[0]
-        g = torch.Generator().manual_seed(int(seed) % (2**63 - 1))
-        grid = random_grid(self.params, images.shape, g, lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g))
+        g, uniform = _draws_for(images.shape[0], seed)
+        grid = random_grid(self.params, images.shape, g, uniform)
         if grid is None:
             return images, masks
         return (F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
                 F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False))
-
-    def describe(self) -> dict[str, Any]:
-        """The parameters, for logs."""
-        from dataclasses import asdict
-
-        return asdict(self.params)
 
     def _draws(self, b: int, uniform):
         """Per-image (gamma, contrast, brightness) draws, or None when intensity is off."""
@@ -121,15 +109,16 @@ class BatchAugment:
             return images.to(torch.float32).div_(255.0)
         gamma, contrast, brightness = (d.view(b, 1) for d in draws)
         flat = images.reshape(b, -1)
+        codes = flat.long()
         lo, hi = flat.amin(1).view(b, 1).float() / 255.0, flat.amax(1).view(b, 1).float() / 255.0
         span = (hi - lo).clamp_min(1e-6)
         v = torch.arange(256, dtype=torch.float32).view(1, 256) / 255.0
         lut = lo + span * ((v - lo) / span).clamp(0, 1).pow(gamma)  # (b, 256)
-        hist = torch.zeros(b, 256).scatter_add_(1, flat.long(), torch.ones(flat.shape))
+        hist = torch.zeros(b, 256).scatter_add_(1, codes, torch.ones(flat.shape))
         mean = (hist * lut).sum(1, keepdim=True) / flat.shape[1]
         lut = mean + (lut - mean) * contrast + brightness * span
         offset = (torch.arange(b) * 256).view(b, 1)
-        return lut.reshape(-1)[flat.long() + offset].reshape(images.shape)
+        return lut.reshape(-1)[codes + offset].reshape(images.shape)
 
     def _intensity(self, x, uniform):
         """Gamma, contrast, brightness relative to each image's min/max/mean (as :func:`adjust_intensity`)."""
@@ -144,6 +133,19 @@ class BatchAugment:
         x = lo + span * ((x - lo) / span).clamp(0, 1).pow(gamma)
         m = x.reshape(b, -1).mean(1).view(b, 1, 1, 1)
         return m + (x - m) * contrast + brightness * span
+
+
+def _draws_for(b: int, seed: int):
+    """``(generator, uniform)`` for one batch of ``b`` images: ``uniform(lo, hi)`` draws (b,) values from the
+    generator seeded with ``seed``."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed) % (2**63 - 1))
+
+    def uniform(lo: float, hi: float):
+        return lo + (hi - lo) * torch.rand(b, generator=g)
+
+    return g, uniform
 
 
 def random_grid(p: AugmentParams, shape, g, uniform):
