@@ -35,6 +35,7 @@ OVERRIDES = [
     "batch_size=32", "lr=0.002", "weight_decay=0.0001", "augment=default", "loss=bce", "sampler=shuffle",
     "epochs=40", "threads=2", "num_workers=0", "early_stop_metric=auc", "patience=0", "bootstrap=1000",
 ]
+_BASE_KEYS = {o.split("=")[0] for o in OVERRIDES}
 
 
 def make_workspace(ws: Path, src: Path = DATA, *, layout: str = "phe-sich", labels: str | None = None) -> Path:
@@ -139,7 +140,8 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
              f"{train_wall / 60:.1f} min; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
              f"(shared 2-core machine); config: {' '.join(OVERRIDES)}; outputs {eval_dir}")
     return {"title": "Task 1 classify: hemorrhage slice vs none (PHE-SICH, unseen patients)",
-            "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {config.threads}",
+            "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {config.threads}"
+                       + "".join(f" --set {o}" for o in OVERRIDES if o.split("=")[0] not in _BASE_KEYS),
             "data": str(DATA),
             "rows": rows, "notes": notes, "metrics": metrics, "speed": speed, "meta": {
                 k: meta[k] for k in ("best_epoch", "epochs_run", "stop_reason", "train_seconds", "val")}}
@@ -151,9 +153,11 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override (repeatable), e.g. model.box_supervision=0.5")
     args = parser.parse_args()
     global OVERRIDES
-    OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in OVERRIDES]
+    OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in OVERRIDES] + args.set
     t0 = time.perf_counter()
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes)
     import sys

@@ -36,6 +36,7 @@ RSNA_OVERRIDES = [
     "patience=0", "bootstrap=1000",
 ]
 PHANTOM_PATIENTS = 160  # phantoms are free: enough patients that EDH/SDH/SAH are not learnt from a handful
+PHANTOM_SIZE = 128  # side of the generated phantom slices (--phantom-size); the model input is preprocess.size
 PHANTOM_OVERRIDES = [
     "model.arch=resnet_small", "model.width=24", "preprocess.size=128", "batch_size=32", "lr=0.003",
     "augment=default", "loss=bce", "epochs=40", "threads=2", "num_workers=0", "early_stop_metric=macro_auc",
@@ -73,7 +74,7 @@ def phantoms(root: Path) -> dict:
     from medsift.synth import generate
 
     src = root / "phantoms"
-    generate(src, n_patients=PHANTOM_PATIENTS, seed=0, size=128, slices=(16, 20), layouts=("folder",), defects=False)
+    generate(src, n_patients=PHANTOM_PATIENTS, seed=0, size=PHANTOM_SIZE, slices=(16, 20), layouts=("folder",), defects=False)
 
     ws = root / "ws-phantoms"
     df = ingest(src / "folder", layout="folder", workspace=ws, labels=src / "folder" / "labels.csv", n_jobs=2)
@@ -117,7 +118,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
                  "value": round(m["macro_f1"], 4), "unit": "", "target": ">= 0.90", "runs": [m["macro_f1"]]})
     rows.append({"metric": "phantoms test macro AUC", "value": round(m["macro_auc"], 4), "unit": "", "target": "",
                  "runs": [m["macro_auc"]]})
-    notes.append(f"phantoms: labels {ph['labels']}, {int(m['n_images'])} test slices / {int(m['n_patients'])} "
+    notes.append(f"phantoms: {PHANTOM_SIZE}-px slices, labels {ph['labels']}, {int(m['n_images'])} test slices / {int(m['n_patients'])} "
                  f"patients, trained {ph['seconds'] / 60:.1f} min")
     if not phantoms_only and DATA.is_dir():
         r = rsna(root, workspace=workspace, out=out, minutes=minutes)
@@ -145,19 +146,25 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
 
 
 def main() -> None:
+    global RSNA_OVERRIDES, PHANTOM_OVERRIDES, PHANTOM_SIZE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace")
     parser.add_argument("--out")
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     parser.add_argument("--phantoms-only", action="store_true")
+    parser.add_argument("--phantom-size", type=int, default=PHANTOM_SIZE, help="side of the generated phantoms, px")
+    parser.add_argument("--phantom-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the phantom training config (repeatable), e.g. preprocess.size=192")
     args = parser.parse_args()
-    global RSNA_OVERRIDES, PHANTOM_OVERRIDES
+    PHANTOM_SIZE = args.phantom_size
     RSNA_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in RSNA_OVERRIDES]
     PHANTOM_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in PHANTOM_OVERRIDES]
+    PHANTOM_OVERRIDES += args.phantom_set
     t0 = time.perf_counter()
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
-    result["command"] += f" --threads {args.threads}"
+    result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "")
+    result["command"] += "".join(f" --phantom-set {o}" for o in args.phantom_set)
     from datetime import datetime, timezone
 
     sys.path.insert(0, str(HERE))

@@ -12,8 +12,9 @@ import pandas as pd
 class ArrayCache:
     """The parts of :class:`medsift.preprocess.cache.SliceCache` the label tasks use, over an in-memory array."""
 
-    def __init__(self, images: np.ndarray, image_ids) -> None:
+    def __init__(self, images: np.ndarray, image_ids, boxes=None) -> None:
         self.images = images
+        self.boxes = boxes if boxes is not None else [np.zeros((0, 4), np.float32)] * len(images)
         self.image_ids = np.asarray(image_ids, dtype=object)
         self._pos = {str(i): k for k, i in enumerate(self.image_ids)}
         x = images.astype(np.float32) / 255.0
@@ -24,9 +25,10 @@ class ArrayCache:
 
 
 def synthetic(n_patients: int = 12, per_patient: int = 10, size: int = 32, seed: int = 0):
-    """(manifest-like DataFrame, ArrayCache): label_hemorrhage, label_ivh (disc left), label_sdh (disc right)."""
+    """(manifest-like DataFrame, ArrayCache): label_hemorrhage, label_ivh (disc left), label_sdh (disc right);
+    the cache's ``boxes`` hold each disc's bounding box in pixels."""
     rng = np.random.default_rng(seed)
-    rows, images = [], []
+    rows, images, boxes = [], [], []
     yy, xx = np.mgrid[:size, :size]
     splits = ["train"] * (n_patients // 2) + ["val"] * (n_patients // 4)
     splits += ["test"] * (n_patients - len(splits))
@@ -35,16 +37,19 @@ def synthetic(n_patients: int = 12, per_patient: int = 10, size: int = 32, seed:
             img = rng.normal(60, 12, (size, size))
             left = rng.random() < 0.3
             right = rng.random() < 0.3
+            r, discs = size * 0.12, []
             for on, cx in ((left, size * 0.3), (right, size * 0.7)):
                 if on:
                     cy = rng.uniform(size * 0.3, size * 0.7)
-                    img[(yy - cy) ** 2 + (xx - cx) ** 2 < (size * 0.12) ** 2] += 120
+                    img[(yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] += 120
+                    discs.append([cx - r, cy - r, cx + r, cy + r])
             images.append(np.clip(img, 0, 255).astype(np.uint8)[None])
+            boxes.append(np.asarray(discs, dtype=np.float32).reshape(-1, 4))
             rows.append({"image_id": f"{p:03d}_{s:02d}", "patient_id": f"{p:03d}", "split": splits[p],
                          "label_hemorrhage": int(left or right), "label_ivh": int(left), "label_sdh": int(right),
                          "boxes": []})
     df = pd.DataFrame(rows)
-    return df, ArrayCache(np.stack(images), df["image_id"])
+    return df, ArrayCache(np.stack(images), df["image_id"], boxes)
 
 
 def tiny_config(**overrides):

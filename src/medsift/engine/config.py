@@ -59,6 +59,9 @@ class ModelConfig:
         width: base channel width of ``resnet_small`` (ignored by the torchvision models).
         pretrained: path to a local state dict (``medsift pretrain`` output or any matching weights), or None.
         dropout: dropout before the classifier.
+        box_supervision: weight of an auxiliary localisation loss (0 = off). Above 0, a 1x1 convolution on the
+            last feature map learns which cells the slice's annotation boxes reach into (negatives: none), next to the
+            slice label: spatial supervision that the boxes give for free (classify task; needs boxes).
     """
 
     arch: str = "resnet18"
@@ -66,12 +69,15 @@ class ModelConfig:
     width: int = 32
     pretrained: str | None = None
     dropout: float = 0.0
+    box_supervision: float = 0.0
 
     def __post_init__(self) -> None:
         if self.attention not in ("none", "se", "cbam"):
             raise ConfigError(f"model.attention must be none, se or cbam; got {self.attention!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1); got {self.dropout!r}")
+        if not float(self.box_supervision) >= 0.0:
+            raise ConfigError(f"model.box_supervision must be a weight >= 0; got {self.box_supervision!r}")
 
 
 @dataclass(frozen=True)

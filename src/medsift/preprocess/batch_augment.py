@@ -8,7 +8,8 @@ and needs no worker process.
 The operations and ranges are those of :data:`medsift.preprocess.augment.STRENGTHS` (same names, same meaning):
 flips, k x 90 degree rotations, rotation / scale / translation, an elastic field (smooth random displacement,
 ``alpha`` px amplitude, ``sigma`` px smoothness), brightness / contrast / gamma relative to each image's range,
-Gaussian noise. Images only: label tasks have no geometry in their targets.
+Gaussian noise. Label targets have no geometry; optional maps (the box maps of box supervision) follow the
+images through every geometric step.
 
 Determinism: all parameters come from a ``torch.Generator`` seeded with the batch's seed (the collate passes
 one derived from the sampler's per-sample seeds), so a resumed run sees the same augmented batches.
@@ -35,61 +36,66 @@ class BatchAugment:
     def __init__(self, strength: str = "default", *, params: AugmentParams | None = None) -> None:
         self.params = params if params is not None else STRENGTHS[Strength(strength)]
 
-    def __call__(self, images, seed: int):
-        """Augmented float32 copy (0..1) of ``images``: uint8 (0..255, intensity by lookup table, fast) or float."""
+    def __call__(self, images, seed: int, *, masks=None):
+        """Augmented float32 copy (0..1) of ``images``: uint8 (0..255, intensity by lookup table, fast) or float.
+
+        With ``masks`` (float (B, M, H, W) maps: box maps, 0/1 masks), returns ``(images, masks)`` where the masks
+        went through the same flips, turns and warp (bilinear: soft maps stay soft); the image draws are the same
+        with or without masks.
+        """
         import torch
 
         p = self.params
         b = images.shape[0]
         g, uniform = _draws_for(b, seed)
+        both = masks is not None
 
         def chance(prob: float):
             return torch.rand(b, generator=g) < prob
 
+        def out(x, m):
+            return (x, m) if both else x
+
         if b == 0:
-            return images.to(torch.float32)
+            return out(images.to(torch.float32), masks)
         # a float input is copied once, so the in-place steps below never touch the caller's tensor
         x = self._intensity_u8(images, uniform) if images.dtype == torch.uint8 else \
             self._intensity(images.to(torch.float32, copy=True), uniform)
+        m = masks.to(torch.float32) if both else None
 
-        if p.hflip:
-            x = torch.where(chance(p.hflip).view(b, 1, 1, 1), x.flip(-1), x)
-        if p.vflip:
-            x = torch.where(chance(p.vflip).view(b, 1, 1, 1), x.flip(-2), x)
+        for prob, dim in ((p.hflip, -1), (p.vflip, -2)):
+            if prob:
+                sel = chance(prob).view(b, 1, 1, 1)
+                x = torch.where(sel, x.flip(dim), x)
+                m = torch.where(sel, m.flip(dim), m) if both else None
         if p.rot90 and x.shape[-1] == x.shape[-2]:
             k = torch.where(chance(p.rot90), torch.randint(1, 4, (b,), generator=g), torch.zeros(b, dtype=torch.long))
             x = x.clone()
+            m = m.clone() if both else None
             for turns in (1, 2, 3):
                 sel = k == turns
                 if sel.any():
                     x[sel] = torch.rot90(x[sel], turns, dims=(-2, -1))
-        x = self._warp(x, g, uniform)
+                    if both:
+                        m[sel] = torch.rot90(m[sel], turns, dims=(-2, -1))
+        grid = random_grid(p, x.shape, g, uniform)
+        if grid is not None:
+            x = _sample(x, grid, "bilinear")
+            m = _sample(m, grid, "bilinear") if both else None
         if p.noise_p and p.noise_sigma:
             noisy = chance(p.noise_p)
             if noisy.any():
                 x[noisy] += p.noise_sigma * torch.randn(x[noisy].shape, generator=g)
-        return x.clamp_(0.0, 1.0)
-
-    def _warp(self, x, g, uniform):
-        """Rotation + scale + translation (+ elastic) in one ``grid_sample``; zero (air) outside the image."""
-        import torch.nn.functional as F
-
-        grid = random_grid(self.params, x.shape, g, uniform)
-        if grid is None:
-            return x
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out(x.clamp_(0.0, 1.0), m)
 
     def warp_pair(self, images, masks, seed: int):
         """The same random warp for float images (B, C, H, W) and 0/1 masks (B, 1, H, W) (geometry only:
         bilinear for images, nearest for masks); used by the segment task's collate."""
-        import torch.nn.functional as F
-
         g, uniform = _draws_for(images.shape[0], seed)
         grid = random_grid(self.params, images.shape, g, uniform)
         if grid is None:
             return images, masks
-        return (F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
-                F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False))
+        return _sample(images, grid, "bilinear"), _sample(masks, grid, "nearest")
 
     def _draws(self, b: int, uniform):
         """Per-image (gamma, contrast, brightness) draws, or None when intensity is off."""
@@ -133,6 +139,13 @@ class BatchAugment:
         x = lo + span * ((x - lo) / span).clamp(0, 1).pow(gamma)
         m = x.reshape(b, -1).mean(1).view(b, 1, 1, 1)
         return m + (x - m) * contrast + brightness * span
+
+
+def _sample(x, grid, mode: str):
+    """``grid_sample`` of ``x`` at ``grid``, zero outside (air for images, background for masks)."""
+    import torch.nn.functional as F
+
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def _draws_for(b: int, seed: int):

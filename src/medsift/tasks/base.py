@@ -114,13 +114,16 @@ class LabelTask(Task):
         self.mean: list[float] = [0.5]
         self.std: list[float] = [0.25]
         self._collate = None
+        self._localization = None  # the model's LocalizationPool when box supervision is on
 
     # ---------------------------------------------------------------- data
     def build_model(self, config: TrainConfig):
         from medsift.tasks.models import build_model
 
-        return build_model(config.model, in_channels=config.preprocess_config().channels,
-                           num_outputs=len(self.labels))
+        model = build_model(config.model, in_channels=config.preprocess_config().channels,
+                            num_outputs=len(self.labels))
+        self._localization = model.avgpool if float(config.model.box_supervision) > 0 else None
+        return model
 
     def dataset(self, df, cache, *, augment: bool):
         """A :class:`~medsift.tasks.data.SliceDataset` over ``df``'s rows with at least one known label; training
@@ -130,9 +133,16 @@ class LabelTask(Task):
         targets = label_targets(df, self.labels)
         keep = ~np.isnan(targets).all(axis=1)
         df, targets = df[keep], targets[keep]
-        return SliceDataset(cache.images, cache.rows(df), targets, with_seed=augment and self.config.augment != "none",
+        rows = cache.rows(df)
+        boxes = None
+        if augment and float(self.config.model.box_supervision) > 0:  # the box maps only serve the training loss
+            boxes = [cache.boxes[r] for r in rows]
+            if len(rows) and not any(len(b) for b in boxes):
+                raise ConfigError("model.box_supervision needs annotation boxes; the training rows have none "
+                                  "(set model.box_supervision=0)")
+        return SliceDataset(cache.images, rows, targets, with_seed=augment and self.config.augment != "none",
                             image_ids=df["image_id"].astype(str).to_numpy(),
-                            patients=df["patient_id"].astype(str).to_numpy())
+                            patients=df["patient_id"].astype(str).to_numpy(), boxes=boxes)
 
     def build_datasets(self, df, cache, config: TrainConfig) -> dict[str, Any]:
         out = self.split_datasets(df, cache)
@@ -200,7 +210,20 @@ class LabelTask(Task):
         else:
             pw = torch.as_tensor(self.pos_weight, device=logits.device) if kind is LossKind.WEIGHTED else None
             per = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw, reduction="none")
-        return (per * mask).sum() / mask.sum().clamp_min(1)
+        loss = (per * mask).sum() / mask.sum().clamp_min(1)
+        loc = getattr(self._localization, "last_map", None)
+        if loc is not None and "box_map" in batch:
+            loss = loss + float(self.config.model.box_supervision) * self.box_loss(loc.float(), batch["box_map"])
+        return loss
+
+    @staticmethod
+    def box_loss(map_logits, box_map):
+        """BCE of (B, 1, h, w) localisation logits against "a box reaches into this cell" (max-pooled (B, 1, H, W)
+        box maps: a crisp target even for boxes much smaller than a cell)."""
+        import torch.nn.functional as F
+
+        target = F.adaptive_max_pool2d(box_map.to(map_logits.device, map_logits.dtype), map_logits.shape[-2:])
+        return F.binary_cross_entropy_with_logits(map_logits, target)
 
     def predict_batch(self, model, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         import torch

@@ -33,10 +33,13 @@ class SliceDataset:
         augment: ``seed -> (sample dict -> sample dict)`` or None.
         with_seed: items carry their sample ``seed`` (for a batch-augmenting :class:`Collate`).
         image_ids, patients: (N,) identifiers kept for evaluation.
+        boxes: (N,) float (n_i, 4) xyxy arrays in the cached image's pixels, or None; items then carry ``boxes``
+            (box supervision: the collate draws them as a map).
     """
 
     def __init__(self, images, positions: np.ndarray, targets: np.ndarray, *, augment: AugmentFactory | None = None,
-                 with_seed: bool = False, image_ids: Sequence[str] = (), patients: Sequence[str] = ()) -> None:
+                 with_seed: bool = False, image_ids: Sequence[str] = (), patients: Sequence[str] = (),
+                 boxes: Sequence[np.ndarray] | None = None) -> None:
         self.images = images
         self.positions = np.asarray(positions, dtype=np.int64)
         self.targets = np.asarray(targets, dtype=np.float32).reshape(len(self.positions), -1)
@@ -44,6 +47,9 @@ class SliceDataset:
         self.with_seed = bool(with_seed)
         self.image_ids = np.asarray(image_ids, dtype=object)
         self.patients = np.asarray(patients, dtype=object)
+        self.boxes = None if boxes is None else [np.asarray(b, dtype=np.float32).reshape(-1, 4) for b in boxes]
+        if self.boxes is not None and len(self.boxes) != len(self.positions):
+            raise ConfigError(f"boxes hold {len(self.boxes)} entries for {len(self.positions)} rows")
 
     def __len__(self) -> int:
         return int(len(self.positions))
@@ -59,6 +65,8 @@ class SliceDataset:
         item = {"image": image, "target": torch.from_numpy(self.targets[index]), "index": int(index)}
         if self.with_seed:
             item["seed"] = int(seed)
+        if self.boxes is not None:
+            item["boxes"] = self.boxes[index]
         return item
 
 
@@ -75,15 +83,37 @@ class Collate:
         import torch
 
         images = torch.stack([s["image"] for s in samples])
+        maps = box_maps([s["boxes"] for s in samples], images.shape[-2:]) if "boxes" in samples[0] else None
         if self.augment is not None and "seed" in samples[0]:
-            images = self.augment(images, batch_seed([s["seed"] for s in samples]))  # uint8 in, float 0..1 out
+            seed = batch_seed([s["seed"] for s in samples])
+            if maps is None:
+                images = self.augment(images, seed)  # uint8 in, float 0..1 out
+            else:
+                images, maps = self.augment(images, seed, masks=maps)
         elif images.dtype == torch.uint8:
             images = images.float().div_(255.0)
         c = images.shape[1]
         mean = torch.as_tensor(np.resize(self.mean, c)).view(1, c, 1, 1)
         std = torch.as_tensor(np.resize(self.std, c)).view(1, c, 1, 1)
-        return {"image": (images - mean) / std, "target": torch.stack([s["target"] for s in samples]),
-                "index": torch.as_tensor([s["index"] for s in samples], dtype=torch.long)}
+        batch = {"image": (images - mean) / std, "target": torch.stack([s["target"] for s in samples]),
+                 "index": torch.as_tensor([s["index"] for s in samples], dtype=torch.long)}
+        if maps is not None:
+            batch["box_map"] = maps
+        return batch
+
+
+def box_maps(boxes: Sequence[np.ndarray], shape: Sequence[int]):
+    """(B, 1, H, W) float32 maps, 1 inside any of each image's xyxy pixel boxes (clipped to the image), else 0."""
+    import torch
+
+    h, w = int(shape[0]), int(shape[1])
+    out = torch.zeros((len(boxes), 1, h, w), dtype=torch.float32)
+    for i, bs in enumerate(boxes):
+        for x1, y1, x2, y2 in np.asarray(bs, dtype=np.float64).reshape(-1, 4):
+            c0, c1 = int(np.clip(np.floor(x1), 0, w)), int(np.clip(np.ceil(x2), 0, w))
+            r0, r1 = int(np.clip(np.floor(y1), 0, h)), int(np.clip(np.ceil(y2), 0, h))
+            out[i, 0, r0:r1, c0:c1] = 1.0
+    return out
 
 
 def batch_seed(seeds: Sequence[int]) -> int:

@@ -114,9 +114,45 @@ def efficientnet_b0(in_channels: int, num_outputs: int, config: ModelConfig):
     return model
 
 
+def LocalizationPool(pool, channels: int):
+    """Global pooling that also scores each cell of the feature map it pools (auxiliary box supervision).
+
+    Replaces a classifier's ``avgpool``: the forward pass is unchanged (``pool(x)``); in training mode a 1x1
+    convolution maps the (B, C, h, w) features to (B, 1, h, w) localisation logits kept in ``last_map`` for the
+    task's loss. Inference pays nothing. Lives inside the model, so checkpoints carry it and Grad-CAM's target
+    layer is untouched.
+    """
+    import torch.nn as nn
+
+    class _LocalizationPool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = pool
+            self.loc = nn.Conv2d(channels, 1, kernel_size=1)
+            self.last_map = None
+
+        def forward(self, x):
+            self.last_map = self.loc(x) if self.training else None
+            return self.pool(x)
+
+    return _LocalizationPool()
+
+
+def _head_in_features(model) -> int:
+    import torch.nn as nn
+
+    head = getattr(model, head_name(model))
+    return [m for m in head.modules() if isinstance(m, nn.Linear)][-1].in_features
+
+
 def build_model(config: ModelConfig, *, in_channels: int, num_outputs: int):
-    """Build ``config.arch`` and load ``config.pretrained`` (local state dict) when given."""
+    """Build ``config.arch`` (with a :func:`LocalizationPool` when ``config.box_supervision`` > 0) and load
+    ``config.pretrained`` (local state dict) when given."""
     model = MODELS.get(config.arch)(in_channels, num_outputs, config)
+    if float(config.box_supervision) > 0:
+        if not hasattr(model, "avgpool"):
+            raise ConfigError(f"model.box_supervision needs a model with an avgpool stage; {config.arch} has none")
+        model.avgpool = LocalizationPool(model.avgpool, _head_in_features(model))
     if config.pretrained:
         load_encoder_weights(model, config.pretrained)
     return model
