@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     parser.add_argument("--phantoms-only", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the RSNA training config (repeatable), e.g. model.pretrained=RUN/best.pt")
     parser.add_argument("--phantom-size", type=int, default=PHANTOM_SIZE, help="side of the generated phantoms, px")
     parser.add_argument("--phantom-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the phantom training config (repeatable), e.g. preprocess.size=192")
@@ -161,10 +163,12 @@ def main() -> None:
     RSNA_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in RSNA_OVERRIDES]
     PHANTOM_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in PHANTOM_OVERRIDES]
     PHANTOM_OVERRIDES += args.phantom_set
+    RSNA_OVERRIDES += args.set
     t0 = time.perf_counter()
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
     result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "")
     result["command"] += "".join(f" --phantom-set {o}" for o in args.phantom_set)
+    result["command"] += "".join(f" --set {o}" for o in args.set)
     from datetime import datetime, timezone
 
     sys.path.insert(0, str(HERE))

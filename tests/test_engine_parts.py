@@ -53,6 +53,18 @@ def test_local_weights_load_except_head(tmp_path):
     assert not torch.equal(target.layer1[0].conv1.weight, torch.zeros_like(target.layer1[0].conv1.weight))
 
 
+def test_first_layer_of_a_3_channel_model_is_adapted_to_1_channel(tmp_path):
+    source = build_model(ModelConfig(arch="resnet_small", width=8), in_channels=3, num_outputs=1)
+    torch.save({"model": source.state_dict()}, tmp_path / "ctx.pt")
+    target = build_model(ModelConfig(arch="resnet_small", width=8), in_channels=1, num_outputs=2)
+    report = load_encoder_weights(target, tmp_path / "ctx.pt")
+    assert report["adapted"] == ["conv1.weight"]
+    # a slice repeated in the three context channels gives the 3-channel model's response to the single slice
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(target.conv1(x), source.conv1(x.repeat(1, 3, 1, 1)), rtol=1e-5, atol=1e-5)
+    assert torch.equal(target.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path):
     torch.save({"x.weight": torch.zeros(3)}, tmp_path / "bad.pt")
     with pytest.raises(ConfigError, match="matches"):

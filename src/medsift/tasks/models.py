@@ -159,9 +159,11 @@ def build_model(config: ModelConfig, *, in_channels: int, num_outputs: int):
 
 
 def load_encoder_weights(model, path: str | Path) -> dict[str, list[str]]:
-    """Load a local state dict into ``model`` except its classifier head; return missing/unexpected keys.
+    """Load a local state dict into ``model`` except its classifier head; return missing/unexpected/adapted keys.
 
     Accepts a plain state dict or a checkpoint dict with ``model``/``encoder`` entries (``weights_only`` load).
+    Convolution kernels that differ only in their input channels (a 3-channel 2.5D model's first layer into a
+    1-channel model, or the reverse) are adapted with :func:`adapt_input_channels`.
 
     Raises:
         ConfigError: file missing, or no tensor in it matches the model (wrong architecture or channels).
@@ -176,14 +178,28 @@ def load_encoder_weights(model, path: str | Path) -> dict[str, list[str]]:
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     own = model.state_dict()
-    usable = {k: v for k, v in state.items()
-              if not k.startswith(HEAD_PREFIXES) and k in own and tuple(own[k].shape) == tuple(v.shape)}
+    usable, adapted = {}, []
+    for k, v in state.items():
+        if k.startswith(HEAD_PREFIXES) or k not in own:
+            continue
+        if tuple(own[k].shape) == tuple(v.shape):
+            usable[k] = v
+        elif v.ndim == 4 and own[k].ndim == 4 and v.shape[0] == own[k].shape[0] and v.shape[2:] == own[k].shape[2:]:
+            usable[k] = adapt_input_channels(v, int(own[k].shape[1]))
+            adapted.append(k)
     if not usable:
         raise ConfigError(f"no weight in {path} matches the model (architecture/channels differ); "
                           f"e.g. file keys {list(state)[:3]}, model keys {list(own)[:3]}")
     result = model.load_state_dict(usable, strict=False)
     return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys),
-            "skipped": sorted(set(state) - set(usable))}
+            "skipped": sorted(set(state) - set(usable)), "adapted": adapted}
+
+
+def adapt_input_channels(weight, channels: int):
+    """A conv kernel (O, C_in, k, k) re-shaped to ``channels`` inputs: the mean over the source channels, repeated
+    and scaled by C_in / channels, so a constant input gives the same response (3 -> 1: the sum of the three)."""
+    source = int(weight.shape[1])
+    return weight.mean(dim=1, keepdim=True).repeat(1, channels, 1, 1) * (source / channels)
 
 
 def feature_layer(model):
