@@ -146,3 +146,35 @@ def test_leftover_of_a_killed_build_is_removed_and_never_read(hu_df, tmp_path):
     assert not leftover.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
     assert cache.images.shape == (2, 1, 32, 32)
+
+
+def test_rewindow_8bit_gives_slices_exported_with_different_windows_one_contrast(tmp_path):
+    from medsift.preprocess.windowing import window
+
+    hu = np.tile(np.linspace(0.0, 75.0, 64, dtype=np.float32), (64, 1))  # 0..75 HU ramp, inside both windows
+    exports = {"narrow": (36.0, 80.0), "wide": (40.0, 150.0)}
+    slices = [{"image_id": name, "patient_id": name, "slice_index": 0, "has_hu": False,
+               "window_center": c, "window_width": w, "array": np.round(window(hu, c, w) * 255.0)}
+              for name, (c, w) in exports.items()]
+    slices.append({"image_id": "unknown", "patient_id": "u", "slice_index": 0, "has_hu": False,
+                   "window_center": None, "window_width": None, "array": np.full((64, 64), 128.0, np.float32)})
+    df = write_slices(tmp_path / "src", slices)
+    plain = build_cache(df, tmp_path / "plain", PreprocessConfig(size=64), **LOADERS)
+    again = build_cache(df, tmp_path / "re", PreprocessConfig(size=64, rewindow_8bit=True), **LOADERS)
+    a, b = (plain.image(plain.rows(["narrow", "wide"])[k])[0] for k in (0, 1))
+    assert np.abs(a - b).max() > 0.2  # as exported: two contrasts
+    ra, rb = (again.image(again.rows(["narrow", "wide"])[k])[0] for k in (0, 1))
+    np.testing.assert_allclose(ra, window(hu, 40.0, 80.0), atol=0.03)  # back on the brain window 40/80
+    np.testing.assert_allclose(ra, rb, atol=0.03)
+    # a row without a known window passes through unchanged
+    unknown = again.image(again.rows(["unknown"])[0])[0]
+    np.testing.assert_allclose(unknown, 128 / 255, atol=0.01)
+
+
+def test_display_to_hu_inverts_the_window_and_refuses_a_bad_width():
+    from medsift.preprocess.windowing import display_to_hu, window
+
+    hu = np.array([-10.0, 0.0, 36.0, 70.0], np.float32)
+    np.testing.assert_allclose(display_to_hu(window(hu, 30.0, 80.0) * 255.0, 30.0, 80.0), hu, atol=1e-4)
+    with pytest.raises(ConfigError, match="width > 0"):
+        display_to_hu(np.zeros(2), 40.0, 0.0)

@@ -54,10 +54,24 @@ def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     masks = df["mask_path"] if "mask_path" in df.columns else pd.Series([None] * len(df), index=df.index)
     has_hu = df["has_hu"] if "has_hu" in df.columns else pd.Series([None] * len(df), index=df.index)
     boxes = df["boxes"] if "boxes" in df.columns else pd.Series([[]] * len(df), index=df.index)
-    for iid, ch, path, mp, hu, bx in zip(df["image_id"], content, df["image_path"], masks, has_hu, boxes):
+    source_windows = [_source_window(r) for _, r in df.iterrows()] if config.rewindow_8bit else [None] * len(df)
+    for iid, ch, path, mp, hu, bx, sw in zip(df["image_id"], content, df["image_path"], masks, has_hu, boxes,
+                                             source_windows):
         key = ch if isinstance(ch, str) and ch else f"path:{path}"
-        h.update(f"{iid}\0{key}\0{mp if isinstance(mp, str) else ''}\0{_bool(hu)}\0{_boxes_json(bx)}\n".encode())
+        h.update(f"{iid}\0{key}\0{mp if isinstance(mp, str) else ''}\0{_bool(hu)}\0{_boxes_json(bx)}".encode())
+        h.update(f"\0{sw}\n".encode() if sw is not None else b"\n")
     return h.hexdigest()
+
+
+def _source_window(row) -> tuple[float, float] | None:
+    """``(window_center, window_width)`` an 8-bit row was exported with, or None (unknown / not 8-bit)."""
+    if _bool(row.get("has_hu")) is True:
+        return None
+    try:
+        c, w = float(row.get("window_center")), float(row.get("window_width"))
+    except (TypeError, ValueError):
+        return None
+    return (c, w) if np.isfinite(c) and np.isfinite(w) and w > 0 else None
 
 
 class SliceCache:
@@ -293,7 +307,13 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
                                "has_mask": False, "boxes": [], "orig_h": None, "orig_w": None}
         try:
             img, mask = load_slice(row), load_mask(row)
-            chans, small_mask = preprocess_slice(img, mask, config, has_hu=_bool(row.get("has_hu")) is True)
+            hu = _bool(row.get("has_hu")) is True
+            source = _source_window(row) if config.rewindow_8bit else None
+            if source is not None:
+                from medsift.preprocess.windowing import display_to_hu
+
+                img, hu = display_to_hu(img, *source), True
+            chans, small_mask = preprocess_slice(img, mask, config, has_hu=hu)
             base[pos] = to_uint8(chans)
             if small_mask is not None:
                 masks[pos] = small_mask

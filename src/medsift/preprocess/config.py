@@ -56,6 +56,9 @@ class PreprocessConfig:
         normalize: a :class:`Normalize` value, applied on read.
         skull_strip: zero everything outside the brain mask (:func:`medsift.preprocess.skull.brain_mask`).
         enhance: None or an :class:`Enhance` value, applied per window channel before caching.
+        rewindow_8bit: 8-bit slices (no HU) whose row gives the window they were exported with
+            (``window_center``/``window_width``) are mapped back to approximate HU and windowed like HU data,
+            so a set exported with mixed windows (RSNA PNGs: 36/80, 40/150, 30/80...) gets one contrast.
     """
 
     size: int = 256
@@ -64,6 +67,7 @@ class PreprocessConfig:
     normalize: str = Normalize.NONE.value
     skull_strip: bool = False
     enhance: str | None = None
+    rewindow_8bit: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -79,6 +83,8 @@ class PreprocessConfig:
         object.__setattr__(self, "normalize", _enum(Normalize, self.normalize, "normalize").value)
         if self.enhance is not None:
             object.__setattr__(self, "enhance", _enum(Enhance, self.enhance, "enhance").value)
+        if not isinstance(self.rewindow_8bit, bool):
+            raise ConfigError(f"rewindow_8bit must be true or false; got {self.rewindow_8bit!r}")
 
     @property
     def channels(self) -> int:

@@ -4,7 +4,10 @@ A window ``(center, width)`` maps ``center - width/2`` HU to 0 and ``center + wi
 clipping outside. Presets (HU): brain 40/80, subdural 80/200, bone 600/2800, stroke 40/40.
 
 8-bit data (``has_hu`` False: PNG/JPG exported already windowed) carries no HU, so it cannot be re-windowed:
-it passes through as ``value / 255`` and a request for several windows repeats that one channel.
+it passes through as ``value / 255`` and a request for several windows repeats that one channel. When the
+window it was exported with is known (``window_center``/``window_width`` from a sheet or header),
+:func:`display_to_hu` maps it back to approximate HU inside that window (``preprocess.rewindow_8bit``), so
+slices exported with different windows get one contrast.
 
 Example:
     >>> import numpy as np
@@ -70,6 +73,19 @@ def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
     low = center - width / 2.0
     out = (np.asarray(hu, dtype=np.float32) - np.float32(low)) / np.float32(width)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def display_to_hu(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Approximate HU of 8-bit display values (0..255) exported with window ``(center, width)``: the inverse of
+    :func:`window` inside the window. Values at 0 or 255 were clipped, so they only say "<= low" / ">= high".
+
+    Raises:
+        ConfigError: the width is not a positive number of HU.
+    """
+    if not (np.isfinite(center) and np.isfinite(width) and width > 0):
+        raise ConfigError(f"source window must have a finite centre and width > 0 HU; got {center!r}/{width!r}")
+    low = np.float32(center - width / 2.0)
+    return (low + np.asarray(values, dtype=np.float32) * np.float32(width / 255.0)).astype(np.float32, copy=False)
 
 
 def stack_windows(image: np.ndarray, names: Sequence[str], *, has_hu: bool = True) -> np.ndarray:
