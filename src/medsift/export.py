@@ -296,6 +296,15 @@ def _nifti_bytes(arr: np.ndarray, row: pd.Series, dtype: type) -> bytes:
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
 
 
+def _try_write_image(item: _Item, dest_no_ext: Path, ending: str, ctx: _Context) -> tuple[str, int, int] | None:
+    """:func:`_write_image`, or None when the source is unreadable (counted and noted in the summary)."""
+    try:
+        return _write_image(item, dest_no_ext, ending, ctx)
+    except FormatError as exc:
+        _unreadable(item, exc, ctx)
+        return None
+
+
 def _write_image(item: _Item, dest_no_ext: Path, ending: str, ctx: _Context) -> tuple[str, int, int]:
     """Write the slice as ``.png``, ``.jpg`` or ``.nii.gz``; returns (file name, width, height)."""
     dest = dest_no_ext.with_name(dest_no_ext.name + ending)
@@ -404,11 +413,10 @@ def _export_coco(items: list[_Item], ctx: _Context) -> None:
     for split, group in _by_split(items).items():
         images = []
         for it in _iterate(group, ctx, f"coco {split}"):
-            try:
-                name, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
-            except FormatError as exc:
-                _unreadable(it, exc, ctx)
+            image_file = _try_write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
+            if image_file is None:
                 continue
+            name, w, h = image_file
             mask = _mask_for(it, w, h, ctx)
             boxes = _clip(list(it.row.get("boxes") or []), w, h, ctx) \
                 if ctx.options.box_source is BoxSource.ANNOTATIONS else []
@@ -435,11 +443,10 @@ def _export_yolo(items: list[_Item], ctx: _Context) -> None:
         raise ConfigError(f"YOLO export needs train rows; splits present: {sorted(groups)}")
     for split, group in groups.items():
         for it in _iterate(group, ctx, f"yolo {split}"):
-            try:
-                _, w, h = _write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
-            except FormatError as exc:
-                _unreadable(it, exc, ctx)
+            image_file = _try_write_image(it, ctx.root / "images" / split / it.stem, ending, ctx)
+            if image_file is None:
                 continue
+            _, w, h = image_file
             mask = _mask_for(it, w, h, ctx) if ctx.options.box_source is BoxSource.MASK else None
             boxes = _boxes_for(it, mask, w, h, ctx)
             ctx.summary.boxes += len(boxes)
@@ -463,11 +470,10 @@ def _export_voc(items: list[_Item], ctx: _Context) -> None:
     voc = ctx.root / VOC_ROOT
     for split, group in _by_split(items).items():
         for it in _iterate(group, ctx, f"voc {split}"):
-            try:
-                name, w, h = _write_image(it, voc / "JPEGImages" / it.stem, ending, ctx)
-            except FormatError as exc:
-                _unreadable(it, exc, ctx)
+            image_file = _try_write_image(it, voc / "JPEGImages" / it.stem, ending, ctx)
+            if image_file is None:
                 continue
+            name, w, h = image_file
             mask = _mask_for(it, w, h, ctx) if ctx.options.box_source is BoxSource.MASK else None
             boxes = _boxes_for(it, mask, w, h, ctx)
             ctx.summary.boxes += len(boxes)
@@ -501,11 +507,10 @@ def _export_nnunet(items: list[_Item], ctx: _Context) -> None:
             continue
         sub = "imagesTs" if is_test else "imagesTr"
         dest = raw / sub / nnunet.image_file_name(it.stem, "", channel=0)
-        try:
-            _, w, h = _write_image(it, dest, ending, ctx)
-        except FormatError as exc:
-            _unreadable(it, exc, ctx)
+        image_file = _try_write_image(it, dest, ending, ctx)
+        if image_file is None:
             continue
+        _, w, h = image_file
         if mask is not None and mask.shape != (h, w):
             ctx.summary.skip("mask_shape_mismatch")
             (dest.with_name(dest.name + ending)).unlink()
@@ -560,11 +565,10 @@ def _export_monai(items: list[_Item], ctx: _Context) -> None:
         if segmentation and mask is None and it.split != "test":
             ctx.summary.skip("no_mask")
             continue
-        try:
-            name, w, h = _write_image(it, ctx.root / "images" / it.stem, ending, ctx)
-        except FormatError as exc:
-            _unreadable(it, exc, ctx)
+        image_file = _try_write_image(it, ctx.root / "images" / it.stem, ending, ctx)
+        if image_file is None:
             continue
+        name, w, h = image_file
         entry: dict[str, Any] = {"image": f"images/{name}"}
         if mask is not None:
             if mask.shape != (h, w):

@@ -85,14 +85,16 @@ _EXT_FORMAT = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "dcm": "dicom", "dicom
                "bmp": "bmp", "tif": "tiff", "tiff": "tiff", "nii": "nifti", "gz": "nifti"}
 
 
+def _problem(exc: Exception) -> tuple[str, str]:
+    """``(status, message)`` of a decode failure: too large (a decompression-bomb guard) or unreadable."""
+    return (Status.TOO_LARGE if isinstance(exc, ImageTooLargeError) else Status.UNREADABLE).value, str(exc)
+
+
 def _probe_raster(row: dict, data: bytes, problems: list) -> None:
     try:
         info = probe_raster(data, row["image_path"])
-    except ImageTooLargeError as exc:
-        problems.append((Status.TOO_LARGE.value, str(exc)))
-        return
-    except FormatError as exc:
-        problems.append((Status.UNREADABLE.value, str(exc)))
+    except FormatError as exc:  # ImageTooLargeError included
+        problems.append(_problem(exc))
         return
     row.update(format=info.format, width=info.width, height=info.height, has_hu=False, color_mode=info.mode)
 
@@ -102,12 +104,11 @@ def _probe_dicom(row: dict, data: bytes, problems: list) -> None:
 
     try:
         ds = parse_dicom(data, row["image_path"])
-    except ImageTooLargeError as exc:
-        problems.append((Status.TOO_LARGE.value, str(exc)))
-        return
     except FormatError as exc:
-        problems.append((Status.UNREADABLE.value, str(exc)))
-        ds = _dicom_header_only(data)
+        problems.append(_problem(exc))
+        if isinstance(exc, ImageTooLargeError):
+            return
+        ds = _dicom_header_only(data)  # unreadable pixels: keep what the header says
         if ds is None:
             return
     info = dicom_info(ds)
