@@ -109,18 +109,20 @@ def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) 
 
 
 def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = None, minutes: float = 25.0,
-        phantoms_only: bool = False) -> dict:
+        parts: tuple[str, ...] = ("phantoms", "rsna")) -> dict:
     root = Path(tempfile.mkdtemp(prefix="medsift-bench-multilabel-"))
     rows, notes = [], []
-    ph = phantoms(root)
-    m = ph["metrics"]
-    rows.append({"metric": f"phantoms test macro F1 (95% CI {m['macro_f1_ci_low']:.3f}-{m['macro_f1_ci_high']:.3f})",
-                 "value": round(m["macro_f1"], 4), "unit": "", "target": ">= 0.90", "runs": [m["macro_f1"]]})
-    rows.append({"metric": "phantoms test macro AUC", "value": round(m["macro_auc"], 4), "unit": "", "target": "",
-                 "runs": [m["macro_auc"]]})
-    notes.append(f"phantoms: {PHANTOM_SIZE}-px slices, labels {ph['labels']}, {int(m['n_images'])} test slices / {int(m['n_patients'])} "
-                 f"patients, trained {ph['seconds'] / 60:.1f} min")
-    if not phantoms_only and DATA.is_dir():
+    if "phantoms" in parts:
+        ph = phantoms(root)
+        m = ph["metrics"]
+        rows.append({"metric": f"phantoms test macro F1 (95% CI {m['macro_f1_ci_low']:.3f}-{m['macro_f1_ci_high']:.3f})",
+                     "value": round(m["macro_f1"], 4), "unit": "", "target": ">= 0.90", "runs": [m["macro_f1"]]})
+        rows.append({"metric": "phantoms test macro AUC", "value": round(m["macro_auc"], 4), "unit": "", "target": "",
+                     "runs": [m["macro_auc"]]})
+        notes.append(f"phantoms: {PHANTOM_SIZE}-px slices, labels {ph['labels']}, {int(m['n_images'])} test slices / "
+                     f"{int(m['n_patients'])} patients, trained {ph['seconds'] / 60:.1f} min, config "
+                     f"{' '.join(PHANTOM_OVERRIDES)}")
+    if "rsna" in parts and DATA.is_dir():
         r = rsna(root, workspace=workspace, out=out, minutes=minutes)
         m, mac = r["metrics"], r["macro"]
         rows.append({"metric": f"RSNA test macro AUC, 5 subtypes (95% CI {mac['macro_auc_subtypes_ci_low']:.3f}-"
@@ -152,7 +154,8 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
-    parser.add_argument("--phantoms-only", action="store_true")
+    parser.add_argument("--phantoms-only", action="store_true", help="run the phantom part; keep the saved RSNA rows")
+    parser.add_argument("--rsna-only", action="store_true", help="run the RSNA part; keep the saved phantom rows")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the RSNA training config (repeatable), e.g. model.pretrained=RUN/best.pt")
     parser.add_argument("--phantom-size", type=int, default=PHANTOM_SIZE, help="side of the generated phantoms, px")
@@ -165,24 +168,30 @@ def main() -> None:
     PHANTOM_OVERRIDES += args.phantom_set
     RSNA_OVERRIDES += args.set
     t0 = time.perf_counter()
-    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, phantoms_only=args.phantoms_only)
+    parts = ("phantoms",) if args.phantoms_only else ("rsna",) if args.rsna_only else ("phantoms", "rsna")
+    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, parts=parts)
     result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "")
     result["command"] += "".join(f" --phantom-set {o}" for o in args.phantom_set)
     result["command"] += "".join(f" --set {o}" for o in args.set)
-    from datetime import datetime, timezone
-
     sys.path.insert(0, str(HERE))
     from run import RESULTS, save_result  # benchmarks/run.py
 
-    if not args.phantoms_only:
+    if len(parts) == 2 or not (RESULTS / "multilabel.json").is_file():
         save_result("multilabel", result, started=t0)
-    elif (RESULTS / "multilabel.json").is_file():  # refresh the phantom rows, keep RSNA's
+    else:  # refresh one part's rows, keep the other part's from the saved result
+        from datetime import datetime, timezone
+
         old = json.loads((RESULTS / "multilabel.json").read_text())
-        result["rows"] += [r for r in old["rows"] if not r["metric"].startswith("phantoms")]
-        result["notes"] += "; " + "; ".join(n for n in old["notes"].split("; ") if not n.startswith("phantoms"))
-        result["command"] = old["command"] + f"; phantom rows: {result['command']} --phantoms-only"
-        save_result("multilabel", result, measured=f"phantoms {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
-                                                    f"RSNA {old.get('measured')}")
+        ran, kept = parts[0], ("rsna" if parts[0] == "phantoms" else "phantoms")
+        mine = (lambda text: text.startswith("phantoms")) if ran == "phantoms" else \
+            (lambda text: not text.startswith("phantoms"))
+        result["rows"] += [r for r in old["rows"] if not mine(r["metric"])]
+        result["notes"] = "; ".join([result["notes"]] + [n for n in old["notes"].split("; ") if not mine(n)])
+        kept_command = old.get("part_commands", {}).get(kept, old["command"])
+        result["part_commands"] = {ran: f"{result['command']} --{ran}-only", kept: kept_command}
+        result["command"] = f"{ran} rows: {result['part_commands'][ran]}; {kept} rows: {kept_command}"
+        save_result("multilabel", result, measured=f"{ran} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
+                                                    f"{kept} {old.get('measured')}")
     for r in result["rows"]:
         print(f"{r['metric']:<70} {r['value']} {r['unit']}  target {r['target']}")
     print(result["notes"])
