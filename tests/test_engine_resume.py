@@ -17,7 +17,7 @@ CHILD = """
 import sys
 sys.path.insert(0, {here!r})
 from engine_fixtures import train_tiny
-train_tiny({out!r}, kill_after_epoch=2, epochs=4, augment="light")
+train_tiny({out!r}, kill_after_epoch=2, epochs=4, augment="light"{extra})
 """
 
 
@@ -31,7 +31,7 @@ def uninterrupted(tmp_path_factory):
 def test_killed_run_resumes_to_identical_metrics(uninterrupted, tmp_path):
     full_dir, full = uninterrupted
     out = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), out=str(out))], timeout=300)
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), out=str(out), extra="")], timeout=300)
     assert proc.returncode == -9  # SIGKILL after epoch 2
     saved = torch.load(out / "last.pt", weights_only=True)
     assert saved["epoch"] == 2
@@ -59,3 +59,30 @@ def test_history_csv_has_one_row_per_epoch(uninterrupted):
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     assert {"train_loss", "val_loss", "val_auc"} <= set(history.columns)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path):
+    """``ema_decay``: the averaged weights are validated, saved as best and restored on resume."""
+    _, _, full = train_tiny(tmp_path / "full", epochs=4, augment="light", ema_decay=0.9)
+    out = tmp_path / "killed"
+    child = CHILD.format(here=str(HERE), out=str(out), extra=", ema_decay=0.9")
+    assert subprocess.run([sys.executable, "-c", child], timeout=300).returncode == -9
+    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light", ema_decay=0.9)
+    for key in ("train_loss", "val_loss", "val_auc"):
+        assert resumed.history[-1][key] == pytest.approx(full.history[-1][key], rel=1e-6, abs=1e-9), key
+    last = torch.load(out / "last.pt", weights_only=True)
+    best = torch.load(out / "best.pt", weights_only=True)
+    averaged = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert set(averaged) == set(last["model"])
+    weight = "fc.1.weight"
+    assert not torch.equal(averaged[weight], last["model"][weight])  # the average is not the last step
+    if best["epoch"] == 4:
+        assert torch.equal(best["model"][weight], averaged[weight])
+
+
+def test_resume_without_the_average_is_refused(tmp_path):
+    from medsift.errors import ConfigError
+
+    train_tiny(tmp_path, epochs=1)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        train_tiny(tmp_path, resume=True, epochs=2, ema_decay=0.9)

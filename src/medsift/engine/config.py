@@ -94,6 +94,9 @@ class TrainConfig:
         max_steps_per_epoch: cap on optimisation steps per epoch (None = full epoch).
         samples_per_epoch: training draws between two validations (None = the training set's size); raise it
             when validation is a large share of an epoch (small sets, slow whole-slice validation).
+        ema_decay: per-step decay of an exponential moving average of the weights (0 = off; 0.99 averages over
+            about 100 steps). When on, validation, ``best.pt`` and therefore evaluation and prediction use the
+            averaged weights: smoother than the last step's, and less dependent on which epoch validation picks.
         early_stop_metric: validation metric to maximise (``auc``, ``f1``, ``macro_auc``, ``dice_global``,
             ``map50``; ``loss`` is minimised); ``auto`` = the task's own headline metric.
         patience: epochs without improvement before stopping (0 = never stop early).
@@ -120,6 +123,7 @@ class TrainConfig:
     max_minutes: float | None = None
     max_steps_per_epoch: int | None = None
     samples_per_epoch: int | None = None
+    ema_decay: float = 0.0
     early_stop_metric: str = "auto"
     patience: int = 5
     threshold_rule: str = "max_f1"
@@ -149,6 +153,8 @@ class TrainConfig:
             raise ConfigError(f"augment must be none, light, default or strong; got {self.augment!r}")
         if self.samples_per_epoch is not None and int(self.samples_per_epoch) < 1:
             raise ConfigError(f"samples_per_epoch must be >= 1 or null; got {self.samples_per_epoch!r}")
+        if not 0.0 <= float(self.ema_decay) < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off); got {self.ema_decay!r}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0; got {self.num_workers!r}")
         if isinstance(self.model, Mapping):

@@ -157,6 +157,11 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(config.ema_decay)), use_buffers=True)
     dtype = amp_dtype(device, config.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
@@ -183,8 +188,16 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None:
+            if "ema" not in ckpt:
+                raise ConfigError(f"{last_path} was saved without ema_decay; resume with the run's own config")
+            ema.load_state_dict(ckpt["ema"])
         for key in state:
             state[key] = ckpt[key]
+    def evaluated():
+        """The weights that are validated and saved as best: the moving average when ``ema_decay`` is on."""
+        return ema.module if ema is not None else unwrap(net)
+
     tb = TensorBoardLog(out) if dist.is_main else TensorBoardLog(out, enabled=False)
     lines = []
 
@@ -233,6 +246,8 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if ema is not None:
+                    ema.update_parameters(model)
                 steps += 1
                 state["step"] += 1
                 seen += int(batch["image"].shape[0])
@@ -248,7 +263,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                                      "train_images_per_s": seen * dist.world / max(train_s, 1e-9)}
             improved = False
             if dist.is_main:
-                preds = predict(task, unwrap(net), val_loader, device, amp=config.amp)
+                preds = predict(task, evaluated(), val_loader, device, amp=config.amp)
                 val = task.val_metrics(preds, datasets["val"])
                 row.update({f"val_{k}": float(v) for k, v in val.items()})
                 metric = resolve_metric(config.early_stop_metric, {**val, "loss": val.get("loss", math.nan)},
@@ -265,11 +280,11 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             state["history"] = state["history"] + [row]
             if dist.is_main:
                 if improved:
-                    save_checkpoint(best_path, {"model": unwrap(net).state_dict(), "epoch": epoch + 1,
+                    save_checkpoint(best_path, {"model": evaluated().state_dict(), "epoch": epoch + 1,
                                                 "metric": metric, "value": state["best"]})
                 save_checkpoint(last_path, {
                     "model": unwrap(net).state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
+                    "scaler": scaler.state_dict(), **({"ema": ema.state_dict()} if ema is not None else {}),
                     "torch_rng": torch.get_rng_state(), "config": config.to_dict(), **state})
                 write_history(state["history"], out)
                 tb.log(row, epoch + 1)
@@ -286,7 +301,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
         tb.close()
         barrier(dist)
     if dist.is_main and not best_path.is_file():
-        save_checkpoint(best_path, {"model": unwrap(net).state_dict(), "epoch": state["epoch"], "metric": metric,
+        save_checkpoint(best_path, {"model": evaluated().state_dict(), "epoch": state["epoch"], "metric": metric,
                                     "value": state["best"]})
     emit(f"stopped: {stop_reason}; best {metric}={state['best']:.4g} at epoch {state['best_epoch']}")
     return FitResult(best_metric=float(state["best"]), best_epoch=int(state["best_epoch"]),
