@@ -39,6 +39,7 @@ SAMPLES_PER_EPOCH = 4000  # crops between validations (a whole-slice pass over t
 BATCH = 8
 HEMA_LIMIT = 100  # real slices (with edema mask and boxes, manifest order) for the hematoma agreement
 THREADS = 2
+EXTRA: list[str] = []  # --set KEY=VALUE overrides of the training config
 
 
 def latency_ms(*, repeats: int, model_name: str = MODEL, context: int = 1) -> dict[str, list[float]]:
@@ -155,6 +156,10 @@ def real_run(*, minutes: float, workspace: Path | None, root: Path, threads: int
                       early_stop_metric="dice_global", patience=0, sampler="balanced", scheduler="onecycle",
                       bootstrap=300, model=ModelConfig(arch=MODEL), loss="bce", segment={"crop": CROP},
                       preprocess={"size": 512, "windows": ["brain"], "context": 1})
+    if EXTRA:
+        from medsift.engine.config import apply_overrides
+
+        cfg = apply_overrides(cfg, EXTRA)
     run = root / "run"
     t0 = time.perf_counter()
     meta = train_run(ws.root, run, cfg, show_progress=False)
@@ -226,13 +231,13 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
     notes.append(f"phantom hematoma check on {hema['n_images_with_iph']} slices with IPH")
     return {"title": "Segmentation (PHE) and inference speed",
             "command": f"python benchmarks/bench_segment.py --minutes {minutes} --threads {threads} --model {MODEL} "
-                       f"--crop {CROP}",
+                       f"--crop {CROP}" + "".join(f" --set {o}" for o in EXTRA),
             "data": "PHE-SICH-CT-IDS 83-patient subset (../shared/data), held-out test patients; phantoms",
             "rows": rows, "notes": "; ".join(notes)}
 
 
 def main() -> None:
-    global MODEL, CROP
+    global MODEL, CROP, EXTRA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=MINUTES)
     ap.add_argument("--workspace", type=Path, default=None)
@@ -241,8 +246,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=THREADS, help="torch threads for training (1 when sharing)")
     ap.add_argument("--model", default=MODEL, help="segmentation network (medsift.tasks.seg_models)")
     ap.add_argument("--crop", type=int, default=CROP, help="training crop side, pixels of the 512-px slice")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra training config override (repeatable), e.g. ema_decay=0.998")
     args = ap.parse_args()
-    MODEL, CROP = args.model, args.crop
+    MODEL, CROP, EXTRA = args.model, args.crop, args.set
     t0 = time.perf_counter()
     out = run(repeats=args.repeats, minutes=args.minutes, workspace=args.workspace, skip_train=args.skip_train,
               threads=args.threads)
