@@ -76,8 +76,16 @@ def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path)
     assert set(averaged) == set(last["model"])
     weight = "fc.1.weight"
     assert not torch.equal(averaged[weight], last["model"][weight])  # the average is not the last step
-    if best["epoch"] == 4:
-        assert torch.equal(best["model"][weight], averaged[weight])
+    assert set(best["model"]) == set(last["model"])
+
+
+def test_best_checkpoint_holds_the_averaged_weights(tmp_path):
+    train_tiny(tmp_path, epochs=1, ema_decay=0.9)  # one epoch: it is the best one
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    for key, value in best["model"].items():
+        assert torch.equal(value, last["ema"][f"module.{key}"]), key
+    assert not torch.equal(best["model"]["fc.1.weight"], last["model"]["fc.1.weight"])
 
 
 def test_resume_without_the_average_is_refused(tmp_path):
