@@ -194,6 +194,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             ema.load_state_dict(ckpt["ema"])
         for key in state:
             state[key] = ckpt[key]
+
     def evaluated():
         """The weights that are validated and saved as best: the moving average when ``ema_decay`` is on."""
         return ema.module if ema is not None else unwrap(net)

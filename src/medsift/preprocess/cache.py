@@ -54,7 +54,12 @@ def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     masks = df["mask_path"] if "mask_path" in df.columns else pd.Series([None] * len(df), index=df.index)
     has_hu = df["has_hu"] if "has_hu" in df.columns else pd.Series([None] * len(df), index=df.index)
     boxes = df["boxes"] if "boxes" in df.columns else pd.Series([[]] * len(df), index=df.index)
-    source_windows = [_source_window(r) for _, r in df.iterrows()] if config.rewindow_8bit else [None] * len(df)
+    if config.rewindow_8bit:
+        centers, widths = (df[c] if c in df.columns else pd.Series([None] * len(df), index=df.index)
+                           for c in ("window_center", "window_width"))
+        source_windows = [_source_window(hu, c, w) for hu, c, w in zip(has_hu, centers, widths)]
+    else:
+        source_windows = [None] * len(df)
     for iid, ch, path, mp, hu, bx, sw in zip(df["image_id"], content, df["image_path"], masks, has_hu, boxes,
                                              source_windows):
         key = ch if isinstance(ch, str) and ch else f"path:{path}"
@@ -63,12 +68,12 @@ def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     return h.hexdigest()
 
 
-def _source_window(row) -> tuple[float, float] | None:
-    """``(window_center, window_width)`` an 8-bit row was exported with, or None (unknown / not 8-bit)."""
-    if _bool(row.get("has_hu")) is True:
+def _source_window(has_hu, center, width) -> tuple[float, float] | None:
+    """``(center, width)`` an 8-bit row was exported with, or None (unknown, or the row is in HU already)."""
+    if _bool(has_hu) is True:
         return None
     try:
-        c, w = float(row.get("window_center")), float(row.get("window_width"))
+        c, w = float(center), float(width)
     except (TypeError, ValueError):
         return None
     return (c, w) if np.isfinite(c) and np.isfinite(w) and w > 0 else None
@@ -308,7 +313,8 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
         try:
             img, mask = load_slice(row), load_mask(row)
             hu = _bool(row.get("has_hu")) is True
-            source = _source_window(row) if config.rewindow_8bit else None
+            source = _source_window(hu, row.get("window_center"), row.get("window_width")) \
+                if config.rewindow_8bit else None
             if source is not None:
                 from medsift.preprocess.windowing import display_to_hu
 
