@@ -73,6 +73,11 @@ def test_ensemble_of_one_run_twice_equals_the_run(lab):
             "--two-stage", "logreg", "--gate")
     m = json.loads((out / "metrics.json").read_text())
     assert m["ensemble_auc"] == pytest.approx(m["run0_auc"]) and m["n_runs"] == 2
+    # the soft vote's threshold is chosen again on the validation patients: two copies of one run give its own
+    calibrated = json.loads((lab["run"] / "model.json").read_text())["calibration"]["thresholds"][0]
+    assert m["threshold_from"] == "val" and m["ensemble_threshold"] == pytest.approx(calibrated)
+    assert m["ensemble_f1"] == pytest.approx(m["run0_f1"])
+    assert m["ensemble_auc_ci_low"] <= m["ensemble_auc"] <= m["ensemble_auc_ci_high"]
     two = json.loads((out / "two_stage-logreg-gated.json").read_text())
     assert two["n_test"] == m["n_images"] and 0.0 <= two["test"]["auc"] <= 1.0
 

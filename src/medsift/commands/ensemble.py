@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, help="Epochs of the fold runs."),
         set_: List[str] = typer.Option([], "--set", help="Config override key=value for the fold runs."),
         vote: str = typer.Option("soft", help="soft (mean probability) | hard (majority at each run's threshold)."),
-        split: str = typer.Option("test", help="Split to vote on: train | val | test | all."),
+        split: str = typer.Option("test", help="Split to vote on: train | val | test | all (a soft vote's threshold "
+                                               "is chosen on val when WS has one)."),
+        bootstrap: int = typer.Option(1000, help="Patient-bootstrap resamples of the ensemble's 95% CIs."),
         two_stage: Optional[str] = typer.Option(None, help="Also fit svm | gbt | logreg on the first run's CNN "
                                                            "features (grid search), evaluated on test."),
         gate: bool = typer.Option(False, help="With --two-stage: one model per contrast group (low/high)."),
@@ -40,9 +42,11 @@ def register(app: typer.Typer) -> None:
             runs += train_kfold(workspace, out, cfg, log=console.print)
         if not runs:
             raise ConfigError("no member runs: pass --run RUN (repeatable) and/or --kfold")
-        metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split)
-        console.print(f"{vote} vote of {len(runs)} runs on {split}: AUC {metrics['ensemble_auc']:.3f}, "
-                      f"F1 {metrics['ensemble_f1']:.3f}; members' AUC "
+        metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap)
+        console.print(f"{vote} vote of {len(runs)} runs on {split}: AUC {metrics['ensemble_auc']:.3f} "
+                      f"({metrics['ensemble_auc_ci_low']:.3f}-{metrics['ensemble_auc_ci_high']:.3f}), "
+                      f"F1 {metrics['ensemble_f1']:.3f} ({metrics['ensemble_f1_ci_low']:.3f}-"
+                      f"{metrics['ensemble_f1_ci_high']:.3f}) at {metrics['ensemble_threshold']:.3f}; members' AUC "
                       + ", ".join(f"{metrics[f'run{i}_auc']:.3f}" for i in range(len(runs))))
         if two_stage:
             from medsift.label.two_stage import two_stage_run

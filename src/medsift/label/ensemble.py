@@ -2,7 +2,8 @@
 
 Scores are stacked as ``(M, N, K)``: M runs (or folds), N images, K labels.
 
-* soft vote: the (weighted) mean probability; its threshold is the mean of the runs' calibrated thresholds.
+* soft vote: the (weighted) mean probability; its threshold is chosen on the validation patients by the
+  members' rule (:func:`soft_threshold`), or is the mean of the runs' thresholds when there is no ``val``.
 * hard vote: each run votes ``p >= its threshold``; positive when more than half vote so; a tie goes to the
   soft vote against the mean threshold. The vote fraction is the ensemble's score.
 
@@ -158,39 +159,75 @@ def member_scores(runs: Sequence[str | Path], workspace: str | Path, *, split: s
                         np.stack([o.probs for o in outs]), np.stack([o.thresholds for o in outs]), labels)
 
 
+def _has_split(workspace: str | Path, split: str) -> bool:
+    from medsift.manifest import active
+    from medsift.workspace import Workspace
+
+    df = active(Workspace.at(workspace).read())
+    return "split" in df.columns and bool((df["split"] == split).any())
+
+
+def soft_threshold(runs: Sequence[str | Path], workspace: str | Path, *, fallback: float, split: str = "test",
+                   rule: str = "max_f1", target_sensitivity: float = 0.95) -> tuple[float, str]:
+    """``(threshold, source)`` of a soft vote: chosen on the workspace's ``val`` rows by ``rule`` (the members'
+    own rule, like a single run's calibration) when another split is evaluated and ``val`` exists; otherwise
+    ``fallback`` (the mean of the members' thresholds; a mean of several models' probabilities is not calibrated
+    like any one of them, hence the validation choice)."""
+    from medsift.metrics.classification import choose_threshold
+
+    if split != "val" and _has_split(workspace, "val"):
+        v = member_scores(runs, workspace, split="val")
+        y = v.targets[:, 0].astype(np.int64)
+        if 0 < y.sum() < len(y):
+            score = soft_vote(v.scores)[:, 0]
+            return float(choose_threshold(y, score, rule=rule, target_sensitivity=target_sensitivity).threshold), "val"
+    return float(fallback), "members' mean"
+
+
 def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: str | Path, *,
-                      vote: Vote | str = Vote.SOFT, split: str = "test") -> dict[str, float]:
+                      vote: Vote | str = Vote.SOFT, split: str = "test", bootstrap: int = 1000,
+                      seed: int = 0) -> dict[str, float]:
     """Vote the runs on ``split`` and score the first label: ensemble and per-run AUC/PR-AUC/F1/sensitivity...
 
-    Writes ``out/metrics.json`` and ``out/predictions.csv`` (image_id, patient_id, label, score, pred, and one
-    ``run<i>`` score column per member).
+    The soft vote's threshold comes from :func:`soft_threshold` (validation patients when available); the
+    ensemble's metrics carry patient-bootstrap 95% CIs (``ensemble_<key>_ci_low``/``_ci_high``, ``bootstrap``
+    resamples). Writes ``out/metrics.json`` and ``out/predictions.csv`` (image_id, patient_id, label, score,
+    pred, and one ``run<i>`` score column per member).
     """
     from medsift.manifest import atomic_write_bytes
+    from medsift.metrics.bootstrap import bootstrap_dict
     from medsift.metrics.classification import binary_metrics
 
     vote = Vote(vote)
     m = member_scores(runs, workspace, split=split)
     y = m.targets[:, 0].astype(np.int64)
+    source = "majority"
     if vote is Vote.SOFT:
+        rule = json.loads((Path(runs[0]) / "model.json").read_text())["calibration"]
+        thr, source = soft_threshold(runs, workspace, fallback=float(m.thresholds[:, 0].mean()), split=split,
+                                     rule=rule.get("threshold_rule", "max_f1"),
+                                     target_sensitivity=float(rule.get("target_sensitivity", 0.95)))
         score = soft_vote(m.scores)[:, 0]
-        thr = float(m.thresholds[:, 0].mean())
         pred = (score >= thr).astype(np.int64)
     else:
         decided, frac = hard_vote(m.scores, m.thresholds)
         score, pred, thr = frac[:, 0], decided[:, 0], 0.5
-    metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in binary_metrics(y, score, thr).items()}
+    point = bootstrap_dict(lambda a, b: binary_metrics(a, b, thr), y, score, m.patients, n=bootstrap, seed=seed)
+    metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in point.items()}
+    metrics["ensemble_threshold"] = float(thr)
     metrics["ensemble_f1_at_vote"] = float(binary_metrics(y, pred.astype(float), 0.5)["f1"])
     for i, run in enumerate(runs):
         one = binary_metrics(y, m.scores[i, :, 0], float(m.thresholds[i, 0]))
         metrics.update({f"run{i}_{k}": float(one[k]) for k in ("auc", "pr_auc", "f1")})
-    metrics.update({"n_runs": float(len(runs)), "n_images": float(len(y)), "n_positive": float(y.sum())})
+    metrics.update({"n_runs": float(len(runs)), "n_images": float(len(y)), "n_positive": float(y.sum()),
+                    "n_patients": float(len(np.unique(m.patients)))})
     out = Path(out)
     table = pd.DataFrame({"image_id": m.image_ids, "patient_id": m.patients, "label": y, "score": score,
                           "pred": pred})
     for i in range(len(runs)):
         table[f"run{i}"] = m.scores[i, :, 0]
     atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
-    atomic_write_bytes(out / "metrics.json", json.dumps({"vote": vote.value, "split": split,
+    atomic_write_bytes(out / "metrics.json", json.dumps({"vote": vote.value, "split": split, "threshold_from": source,
                                                          "runs": [str(r) for r in runs], **metrics},
                                                         indent=1).encode())
     return metrics
