@@ -203,10 +203,10 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
     y = m.targets[:, 0].astype(np.int64)
     source = "majority"
     if vote is Vote.SOFT:
-        rule = json.loads((Path(runs[0]) / "model.json").read_text())["calibration"]
+        calibration = json.loads((Path(runs[0]) / "model.json").read_text())["calibration"]
         thr, source = soft_threshold(runs, workspace, fallback=float(m.thresholds[:, 0].mean()), split=split,
-                                     rule=rule.get("threshold_rule", "max_f1"),
-                                     target_sensitivity=float(rule.get("target_sensitivity", 0.95)))
+                                     rule=calibration.get("threshold_rule", "max_f1"),
+                                     target_sensitivity=float(calibration.get("target_sensitivity", 0.95)))
         score = soft_vote(m.scores)[:, 0]
         pred = (score >= thr).astype(np.int64)
     else:
