@@ -89,3 +89,87 @@ def test_svm_grid_search_gives_calibrated_probabilities():
     p = res.estimator.predict_proba(x)[:, 1]
     assert res.cv_auc == pytest.approx(1.0)
     assert p[y == 1].min() > 0.5 > p[y == 0].max()
+
+
+# ------------------------------------------------------------------------------- multi-label and segmentation votes
+
+
+def _fake_members(monkeypatch, by_split, calibration):
+    """Route evaluate_ensemble's run and workspace reads to hand-made member scores."""
+    import medsift.label.ensemble as ens
+
+    monkeypatch.setattr(ens, "member_scores", lambda runs, ws, split="test": by_split[split])
+    monkeypatch.setattr(ens, "_has_split", lambda ws, split: split in by_split)
+    monkeypatch.setattr(ens, "_run_task", lambda run: ("multilabel", {"calibration": calibration}))
+
+
+def _scores(rng, n, k, m, *, noise):
+    from medsift.label.ensemble import MemberScores
+
+    y = (rng.random((n, k)) < 0.3).astype(float)
+    s = np.clip(y[None] * 0.6 + 0.2 + rng.normal(0, noise, (m, n, k)), 0, 1)
+    return MemberScores(np.array([f"i{j}" for j in range(n)]), np.array([f"p{j // 3}" for j in range(n)]), y, s,
+                        np.full((m, k), 0.5), ("ivh", "sdh"))
+
+
+def test_multilabel_soft_vote_chooses_one_threshold_per_label_on_val(monkeypatch, tmp_path):
+    import json
+
+    from medsift.label.ensemble import evaluate_ensemble
+    from medsift.metrics.multilabel import multilabel_metrics, per_class_thresholds
+
+    rng = np.random.default_rng(0)
+    val, test = _scores(rng, 90, 2, 3, noise=0.25), _scores(rng, 120, 2, 3, noise=0.25)
+    _fake_members(monkeypatch, {"val": val, "test": test}, {"threshold_rule": "max_f1"})
+    m = evaluate_ensemble(["a", "b", "c"], tmp_path, tmp_path, bootstrap=50)
+    thr = per_class_thresholds(val.targets, val.scores.mean(axis=0))
+    assert [m["ensemble_ivh_threshold"], m["ensemble_sdh_threshold"]] == pytest.approx(thr.tolist())
+    direct = multilabel_metrics(test.targets, test.scores.mean(axis=0), thr, ["ivh", "sdh"])
+    assert m["ensemble_macro_f1"] == pytest.approx(direct["macro_f1"])
+    assert m["ensemble_sdh_auc"] == pytest.approx(direct["sdh_auc"])
+    assert m["ensemble_macro_f1_ci_low"] <= m["ensemble_macro_f1"] <= m["ensemble_macro_f1_ci_high"]
+    one = multilabel_metrics(test.targets, test.scores[1], [0.5, 0.5], ["ivh", "sdh"])
+    assert m["run1_macro_f1"] == pytest.approx(one["macro_f1"])
+    # averaging three noisy members ranks better than a typical member
+    assert m["ensemble_macro_auc"] > np.mean([m[f"run{i}_macro_auc"] for i in range(3)])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["threshold_from"] == "val" and saved["labels"] == ["ivh", "sdh"]
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert {"score_ivh", "pred_sdh", "run2_sdh"} <= set(table.columns) and len(table) == 120
+
+
+def test_multilabel_label_with_one_class_on_val_keeps_the_members_threshold(monkeypatch, tmp_path):
+    from medsift.label.ensemble import MemberScores, soft_thresholds
+
+    rng = np.random.default_rng(1)
+    val = _scores(rng, 60, 2, 2, noise=0.2)
+    val = MemberScores(val.image_ids, val.patients, np.column_stack([val.targets[:, 0], np.zeros(60)]), val.scores,
+                       val.thresholds, val.labels)
+    _fake_members(monkeypatch, {"val": val}, {})
+    thr, source = soft_thresholds(["a", "b"], tmp_path, fallback=[0.4, 0.7])
+    assert thr[1] == 0.7 and thr[0] != 0.4 and source.startswith("val (members' mean")
+
+
+def test_segmentation_vote_maps_average_or_take_the_majority(monkeypatch):
+    import medsift.label.seg_ensemble as se
+
+    truth = np.zeros((1, 4, 4), bool)
+    truth[0, 1:3, 1:3] = True
+    members = {"a": np.array([[[200, 200, 0, 0]] * 4], np.uint8), "b": np.array([[[100, 0, 100, 0]] * 4], np.uint8),
+               "c": np.array([[[200, 0, 0, 0]] * 4], np.uint8)}
+
+    class FakeDataset:
+        image_ids = np.array(["x"])
+        positions = np.array([0])
+        masks = truth
+
+    def fake(run, workspace, split):
+        return None, FakeDataset(), np.array([0]), members[run], {"threshold": 0.5}
+
+    monkeypatch.setattr(se, "_member_probs", fake)
+    _, _, _, soft, thr, dice = se.vote_maps(["a", "b", "c"], None, split="test")
+    assert soft[0, 0].tolist() == [167, 67, 33, 0] and thr.tolist() == [0.5, 0.5, 0.5]
+    # member a marks columns 0-1 (truth: columns 1-2 of rows 1-2): 2 of 8 predicted pixels right, 4 true pixels
+    assert dice[0] == pytest.approx(2 * 2 / (8 + 4))
+    _, _, _, hard, _, _ = se.vote_maps(["a", "b", "c"], None, split="test", vote="hard")
+    assert hard[0, 0].tolist() == [170, 85, 0, 0]  # column 0: a and c above 0.5 (2 of 3); column 1: a only

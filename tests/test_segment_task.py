@@ -298,3 +298,22 @@ def test_nifti_export_orders_slices_and_keeps_spacing(tmp_path):
     vol = so.read_nifti_volume(paths[0])
     assert vol.shape == (2, 4, 5) and vol[0].all() and not vol[1].any()
     assert np.allclose(nib.load(str(paths[0])).header.get_zooms(), (0.5, 0.5, 5.0))
+
+
+def test_ensemble_of_one_segment_run_twice_scores_like_the_run(trained, phantom_ws, tmp_path):
+    from typer.testing import CliRunner
+
+    from medsift.cli import app
+
+    res = CliRunner().invoke(app, ["ensemble", str(phantom_ws["root"] / "ws"), "--out", str(tmp_path), "--run",
+                                   str(trained["run"]), "--run", str(trained["run"]), "--bootstrap", "50"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "dice_global" in res.output
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    # the mean of two identical maps is the map; the threshold is chosen on val the way the run chose its own
+    assert m["threshold_from"] == "val" and m["n_runs"] == 2
+    assert m["ensemble_threshold"] == pytest.approx(trained["meta"]["calibration"]["threshold"])
+    assert m["ensemble_dice_global"] == pytest.approx(trained["metrics"]["dice_global"])
+    assert m["ensemble_n_images"] == trained["metrics"]["n_images"]
+    assert m["run0_dice_global"] == m["run1_dice_global"]
+    assert (tmp_path / "eval" / "per_image.csv").is_file() and (tmp_path / "eval" / "predictions" / "masks").is_dir()

@@ -43,11 +43,7 @@ def register(app: typer.Typer) -> None:
         if not runs:
             raise ConfigError("no member runs: pass --run RUN (repeatable) and/or --kfold")
         metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap)
-        console.print(f"{vote} vote of {len(runs)} runs on {split}: AUC {metrics['ensemble_auc']:.3f} "
-                      f"({metrics['ensemble_auc_ci_low']:.3f}-{metrics['ensemble_auc_ci_high']:.3f}), "
-                      f"F1 {metrics['ensemble_f1']:.3f} ({metrics['ensemble_f1_ci_low']:.3f}-"
-                      f"{metrics['ensemble_f1_ci_high']:.3f}) at {metrics['ensemble_threshold']:.3f}; members' AUC "
-                      + ", ".join(f"{metrics[f'run{i}_auc']:.3f}" for i in range(len(runs))))
+        console.print(f"{vote} vote of {len(runs)} runs on {split}: " + _summary(metrics, len(runs)))
         if two_stage:
             from medsift.label.two_stage import two_stage_run
 
@@ -55,3 +51,14 @@ def register(app: typer.Typer) -> None:
             console.print(f"two-stage {two_stage}{' (contrast-gated)' if gate else ''}: test AUC "
                           f"{res['test']['auc']:.3f} vs CNN {res['cnn_test']['auc']:.3f}; best {res['best_params']}")
         console.print(f"written to {out}")
+
+
+def _summary(metrics: dict, n_runs: int) -> str:
+    """One line: the vote's headline metric with its CI, and the members' values of the same metric."""
+    key = next(k for k in ("dice_global", "macro_f1", "f1") if f"ensemble_{k}" in metrics)
+    shown = ("auc", key) if key == "f1" else ("macro_auc", key) if key == "macro_f1" else (key,)
+    parts = [f"{k} {metrics[f'ensemble_{k}']:.3f} ({metrics[f'ensemble_{k}_ci_low']:.3f}-"
+             f"{metrics[f'ensemble_{k}_ci_high']:.3f})" for k in shown]
+    members = ", ".join(f"{metrics[f'run{i}_{key}']:.3f}" for i in range(n_runs))
+    thr = f" at {metrics['ensemble_threshold']:.3f}" if "ensemble_threshold" in metrics else ""
+    return "; ".join(parts) + f"{thr}; members' {key} {members}"

@@ -2,10 +2,13 @@
 
 Scores are stacked as ``(M, N, K)``: M runs (or folds), N images, K labels.
 
-* soft vote: the (weighted) mean probability; its threshold is chosen on the validation patients by the
-  members' rule (:func:`soft_threshold`), or is the mean of the runs' thresholds when there is no ``val``.
+* soft vote: the (weighted) mean probability; its threshold (one per label) is chosen on the validation
+  patients by the members' rule (:func:`soft_thresholds`), or is the mean of the runs' thresholds when there is
+  no ``val``.
 * hard vote: each run votes ``p >= its threshold``; positive when more than half vote so; a tie goes to the
   soft vote against the mean threshold. The vote fraction is the ensemble's score.
+
+Segmentation runs are voted pixel by pixel in :mod:`medsift.label.seg_ensemble`.
 
 K-fold training (:func:`train_kfold`) trains one run per fold ``k``: fold ``k`` is its validation set, the other
 folds its training set, and ``test`` stays untouched, so the fold runs can be evaluated and voted on ``test``.
@@ -167,67 +170,127 @@ def _has_split(workspace: str | Path, split: str) -> bool:
     return "split" in df.columns and bool((df["split"] == split).any())
 
 
-def soft_threshold(runs: Sequence[str | Path], workspace: str | Path, *, fallback: float, split: str = "test",
-                   rule: str = "max_f1", target_sensitivity: float = 0.95) -> tuple[float, str]:
-    """``(threshold, source)`` of a soft vote: chosen on the workspace's ``val`` rows by ``rule`` (the members'
-    own rule, like a single run's calibration) when another split is evaluated and ``val`` exists; otherwise
-    ``fallback`` (the mean of the members' thresholds; a mean of several models' probabilities is not calibrated
-    like any one of them, hence the validation choice)."""
+def soft_thresholds(runs: Sequence[str | Path], workspace: str | Path, *, fallback, split: str = "test",
+                    rule: str = "max_f1", target_sensitivity: float = 0.95) -> tuple[np.ndarray, str]:
+    """``(thresholds (K,), source)`` of a soft vote: chosen per label on the workspace's ``val`` rows by ``rule``
+    (the members' own rule, like a single run's calibration) when another split is evaluated and ``val`` exists;
+    otherwise ``fallback`` (K,) (the mean of the members' thresholds; a mean of several models' probabilities is
+    not calibrated like any one of them, hence the validation choice). A label whose ``val`` rows are all
+    positive or all negative keeps its fallback."""
     from medsift.metrics.classification import choose_threshold
 
-    if split != "val" and _has_split(workspace, "val"):
-        v = member_scores(runs, workspace, split="val")
-        y = v.targets[:, 0].astype(np.int64)
+    thr = np.array(np.atleast_1d(fallback), dtype=np.float64)
+    if split == "val" or not _has_split(workspace, "val"):
+        return thr, "members' mean"
+    v = member_scores(runs, workspace, split="val")
+    score = soft_vote(v.scores)
+    chosen = 0
+    for k in range(v.targets.shape[1]):
+        y = v.targets[:, k].astype(np.int64)
         if 0 < y.sum() < len(y):
-            score = soft_vote(v.scores)[:, 0]
-            return float(choose_threshold(y, score, rule=rule, target_sensitivity=target_sensitivity).threshold), "val"
-    return float(fallback), "members' mean"
+            thr[k] = choose_threshold(y, score[:, k], rule=rule, target_sensitivity=target_sensitivity).threshold
+            chosen += 1
+    return thr, ("val" if chosen == len(thr) else "val (members' mean where val has one class)" if chosen
+                 else "members' mean")
+
+
+def soft_threshold(runs: Sequence[str | Path], workspace: str | Path, *, fallback: float, split: str = "test",
+                   rule: str = "max_f1", target_sensitivity: float = 0.95) -> tuple[float, str]:
+    """The first label's threshold of :func:`soft_thresholds` (single-label runs)."""
+    thr, source = soft_thresholds(runs, workspace, fallback=[fallback], split=split, rule=rule,
+                                  target_sensitivity=target_sensitivity)
+    return float(thr[0]), source
+
+
+def _run_task(run: str | Path) -> tuple[str, dict]:
+    meta_path = Path(run) / "model.json"
+    if not meta_path.is_file():
+        raise ConfigError(f"{run} is not a finished medsift run (no model.json)")
+    meta = json.loads(meta_path.read_text())
+    return str(meta.get("task", "classify")), meta
 
 
 def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: str | Path, *,
                       vote: Vote | str = Vote.SOFT, split: str = "test", bootstrap: int = 1000,
                       seed: int = 0) -> dict[str, float]:
-    """Vote the runs on ``split`` and score the first label: ensemble and per-run AUC/PR-AUC/F1/sensitivity...
+    """Vote the runs on ``split`` and score the vote and every member.
 
-    The soft vote's threshold comes from :func:`soft_threshold` (validation patients when available); the
+    * one label (classify): ``ensemble_<key>`` for accuracy, precision, recall, specificity, f1, auc, pr_auc;
+    * several labels (multilabel): ``ensemble_<label>_<key>``, ``ensemble_macro_f1``, ``ensemble_macro_auc``,
+      ``ensemble_micro_f1``, one threshold per label;
+    * segmentation runs: their probability maps are averaged (:mod:`medsift.label.seg_ensemble`).
+
+    The soft vote's thresholds come from :func:`soft_thresholds` (validation patients when available); the
     ensemble's metrics carry patient-bootstrap 95% CIs (``ensemble_<key>_ci_low``/``_ci_high``, ``bootstrap``
-    resamples). Writes ``out/metrics.json`` and ``out/predictions.csv`` (image_id, patient_id, label, score,
-    pred, and one ``run<i>`` score column per member).
+    resamples). Members are scored at their own thresholds (``run<i>_<key>``). Writes ``out/metrics.json`` and
+    ``out/predictions.csv`` (image_id, patient_id, then per label: label, score, pred, and one ``run<i>`` score
+    column per member; single-label columns carry no label suffix).
     """
     from medsift.manifest import atomic_write_bytes
     from medsift.metrics.bootstrap import bootstrap_dict
-    from medsift.metrics.classification import binary_metrics
 
+    if not runs:
+        raise ConfigError("an ensemble needs at least one run")
     vote = Vote(vote)
+    kinds = {_run_task(r)[0] == "segment" for r in runs}
+    if kinds == {True}:
+        from medsift.label.seg_ensemble import evaluate_seg_ensemble
+
+        return evaluate_seg_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap, seed=seed)
+    if len(kinds) > 1:
+        raise ConfigError("an ensemble mixes segmentation and label runs; vote runs of one task")
     m = member_scores(runs, workspace, split=split)
-    y = m.targets[:, 0].astype(np.int64)
+    names = [n.lower() for n in m.labels]
+    y = m.targets.astype(np.int64)
     source = "majority"
     if vote is Vote.SOFT:
-        calibration = json.loads((Path(runs[0]) / "model.json").read_text())["calibration"]
-        thr, source = soft_threshold(runs, workspace, fallback=float(m.thresholds[:, 0].mean()), split=split,
-                                     rule=calibration.get("threshold_rule", "max_f1"),
-                                     target_sensitivity=float(calibration.get("target_sensitivity", 0.95)))
-        score = soft_vote(m.scores)[:, 0]
-        pred = (score >= thr).astype(np.int64)
+        calibration = _run_task(runs[0])[1]["calibration"]
+        thr, source = soft_thresholds(runs, workspace, fallback=m.thresholds.mean(axis=0), split=split,
+                                      rule=calibration.get("threshold_rule", "max_f1"),
+                                      target_sensitivity=float(calibration.get("target_sensitivity", 0.95)))
+        score = soft_vote(m.scores)
+        pred = (score >= thr[None, :]).astype(np.int64)
     else:
-        decided, frac = hard_vote(m.scores, m.thresholds)
-        score, pred, thr = frac[:, 0], decided[:, 0], 0.5
-    point = bootstrap_dict(lambda a, b: binary_metrics(a, b, thr), y, score, m.patients, n=bootstrap, seed=seed)
+        pred, score = hard_vote(m.scores, m.thresholds)
+        thr = np.full(len(names), 0.5)
+    fn, keys = _scorer(names)
+    point = bootstrap_dict(lambda a, b: fn(a, b, thr), y if len(names) > 1 else y[:, 0],
+                           score if len(names) > 1 else score[:, 0], m.patients, n=bootstrap, seed=seed)
     metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in point.items()}
-    metrics["ensemble_threshold"] = float(thr)
-    metrics["ensemble_f1_at_vote"] = float(binary_metrics(y, pred.astype(float), 0.5)["f1"])
-    for i, run in enumerate(runs):
-        one = binary_metrics(y, m.scores[i, :, 0], float(m.thresholds[i, 0]))
-        metrics.update({f"run{i}_{k}": float(one[k]) for k in ("auc", "pr_auc", "f1")})
+    if len(names) == 1:
+        metrics["ensemble_threshold"] = float(thr[0])
+        metrics["ensemble_f1_at_vote"] = float(fn(y[:, 0], pred[:, 0].astype(float), [0.5])["f1"])
+    else:
+        metrics.update({f"ensemble_{n}_threshold": float(t) for n, t in zip(names, thr)})
+    for i in range(len(runs)):
+        one = fn(y if len(names) > 1 else y[:, 0], m.scores[i] if len(names) > 1 else m.scores[i, :, 0],
+                 m.thresholds[i])
+        metrics.update({f"run{i}_{k}": float(one[k]) for k in keys})
     metrics.update({"n_runs": float(len(runs)), "n_images": float(len(y)), "n_positive": float(y.sum()),
                     "n_patients": float(len(np.unique(m.patients)))})
     out = Path(out)
-    table = pd.DataFrame({"image_id": m.image_ids, "patient_id": m.patients, "label": y, "score": score,
-                          "pred": pred})
-    for i in range(len(runs)):
-        table[f"run{i}"] = m.scores[i, :, 0]
-    atomic_write_bytes(out / "predictions.csv", table.to_csv(index=False).encode())
+    cols: dict[str, np.ndarray] = {"image_id": m.image_ids, "patient_id": m.patients}
+    for k, n in enumerate(names):
+        sfx = "" if len(names) == 1 else f"_{n}"
+        cols[f"label{sfx}"], cols[f"score{sfx}"], cols[f"pred{sfx}"] = y[:, k], score[:, k], pred[:, k]
+        for i in range(len(runs)):
+            cols[f"run{i}{sfx}"] = m.scores[i, :, k]
+    atomic_write_bytes(out / "predictions.csv", pd.DataFrame(cols).to_csv(index=False).encode())
     atomic_write_bytes(out / "metrics.json", json.dumps({"vote": vote.value, "split": split, "threshold_from": source,
-                                                         "runs": [str(r) for r in runs], **metrics},
+                                                         "labels": names, "runs": [str(r) for r in runs], **metrics},
                                                         indent=1).encode())
     return metrics
+
+
+def _scorer(names: Sequence[str]) -> tuple[Callable[..., dict[str, float]], tuple[str, ...]]:
+    """``(fn(y, score, thresholds) -> metrics, member keys)`` for one label (binary) or several (multi-label)."""
+    from medsift.metrics.classification import binary_metrics
+    from medsift.metrics.multilabel import multilabel_metrics
+
+    if len(names) == 1:
+        return (lambda a, b, t: binary_metrics(a, b, float(np.atleast_1d(t)[0]))), ("auc", "pr_auc", "f1")
+
+    def fn(a, b, t):
+        return {k: v for k, v in multilabel_metrics(a, b, t, names).items() if not k.endswith("_threshold")}
+
+    return fn, ("macro_auc", "macro_f1", "micro_f1", *(f"{n}_{k}" for n in names for k in ("auc", "f1")))
