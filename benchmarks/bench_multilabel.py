@@ -127,7 +127,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
                      "value": round(m["macro_f1"], 4), "unit": "", "target": ">= 0.90", "runs": [m["macro_f1"]]})
         rows.append({"metric": "phantoms test macro AUC", "value": round(m["macro_auc"], 4), "unit": "", "target": "",
                      "runs": [m["macro_auc"]]})
-        notes.append(f"phantoms: {PHANTOM_SIZE}-px slices, labels {ph['labels']}, {int(m['n_images'])} test slices / "
+        notes.append(f"phantoms: {PHANTOM_PATIENTS} patients generated, {PHANTOM_SIZE}-px slices, labels {ph['labels']}, {int(m['n_images'])} test slices / "
                      f"{int(m['n_patients'])} patients, trained {ph['seconds'] / 60:.1f} min, config "
                      f"{' '.join(PHANTOM_OVERRIDES)}")
     if "rsna" in parts and DATA.is_dir():
@@ -156,7 +156,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
 
 
 def main() -> None:
-    global RSNA_OVERRIDES, PHANTOM_OVERRIDES, PHANTOM_SIZE
+    global RSNA_OVERRIDES, PHANTOM_OVERRIDES, PHANTOM_SIZE, PHANTOM_PATIENTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace")
     parser.add_argument("--out")
@@ -167,10 +167,13 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the RSNA training config (repeatable), e.g. model.pretrained=RUN/best.pt")
     parser.add_argument("--phantom-size", type=int, default=PHANTOM_SIZE, help="side of the generated phantoms, px")
+    parser.add_argument("--phantom-patients", type=int, default=PHANTOM_PATIENTS,
+                        help="phantom patients generated (train/val/test 55/20/25%% of them)")
     parser.add_argument("--phantom-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the phantom training config (repeatable), e.g. preprocess.size=192")
     args = parser.parse_args()
     PHANTOM_SIZE = args.phantom_size
+    PHANTOM_PATIENTS = args.phantom_patients
     RSNA_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in RSNA_OVERRIDES]
     PHANTOM_OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in PHANTOM_OVERRIDES]
     PHANTOM_OVERRIDES += args.phantom_set
@@ -178,7 +181,8 @@ def main() -> None:
     t0 = time.perf_counter()
     parts = ("phantoms",) if args.phantoms_only else ("rsna",) if args.rsna_only else ("phantoms", "rsna")
     result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, parts=parts)
-    result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "")
+    result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "") + \
+        (f" --phantom-patients {PHANTOM_PATIENTS}" if PHANTOM_PATIENTS != 160 else "")
     result["command"] += "".join(f" --phantom-set {o}" for o in args.phantom_set)
     result["command"] += "".join(f" --set {o}" for o in args.set)
     sys.path.insert(0, str(HERE))
