@@ -42,5 +42,14 @@ def register(app: typer.Typer) -> None:
         meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
         if meta:
             console.print(f"[green]trained[/] {meta['task']} ({meta['stop_reason']}, best epoch {meta['best_epoch']}, "
-                          f"{meta['train_seconds'] / 60:.1f} min); thresholds {meta['calibration'].get('thresholds')}; "
-                          f"run in {out}")
+                          f"{meta['train_seconds'] / 60:.1f} min); {_decision(meta['calibration'])}; run in {out}")
+
+
+def _decision(calibration: dict) -> str:
+    """What was chosen on validation, in words: per-label thresholds, or a segmentation probability threshold."""
+    if "thresholds" in calibration:
+        return "thresholds " + ", ".join(f"{float(t):.3f}" for t in calibration["thresholds"])
+    if "threshold" in calibration:
+        dice = calibration.get("val_dice_global")
+        return f"threshold {float(calibration['threshold']):.2f}" + (f" (val Dice {dice:.3f})" if dice is not None else "")
+    return "no threshold calibrated"
