@@ -18,6 +18,9 @@ Steps:
    threshold on val, evaluate on the held-out test patients (post-processed: inside the head, components
    >= 10 px), report global / per-image / per-patient Dice and HD95 with patient-bootstrap intervals, and
    training throughput (crops/s).
+4. With ``--members K``: K seeds of the same config, trained by ``medsift train`` 1 thread each, two at a time,
+   and their soft vote (:mod:`medsift.label.seg_ensemble`: mean probability map, threshold chosen on val),
+   reported beside member 0's single-model rows.
 
 Targets (issue): global PHE Dice >= 0.55 on held-out patients after <= 90 min of CPU training; inference of a
 512 x 512 slice under 150 ms on 2 cores.
