@@ -167,9 +167,9 @@ def test_segmentation_vote_maps_average_or_take_the_majority(monkeypatch):
         return None, FakeDataset(), np.array([0]), members[run], {"threshold": 0.5}
 
     monkeypatch.setattr(se, "_member_probs", fake)
-    _, _, _, soft, thr, dice = se.vote_maps(["a", "b", "c"], None, split="test")
+    _, _, _, soft, _, thr, dice = se.vote_maps(["a", "b", "c"], None, split="test")
     assert soft[0, 0].tolist() == [167, 67, 33, 0] and thr.tolist() == [0.5, 0.5, 0.5]
     # member a marks columns 0-1 (truth: columns 1-2 of rows 1-2): 2 of 8 predicted pixels right, 4 true pixels
     assert dice[0] == pytest.approx(2 * 2 / (8 + 4))
-    _, _, _, hard, _, _ = se.vote_maps(["a", "b", "c"], None, split="test", vote="hard")
+    _, _, _, hard, _, _, _ = se.vote_maps(["a", "b", "c"], None, split="test", vote="hard")
     assert hard[0, 0].tolist() == [170, 85, 0, 0]  # column 0: a and c above 0.5 (2 of 3); column 1: a only

@@ -143,18 +143,17 @@ def load_run(run: str | Path, *, device: str | None = None):
     return task, model, meta, dev
 
 
-def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split: str = "test",
-                 gradcam: int = 4, device: str | None = None) -> tuple[dict[str, float], Path]:
-    """Evaluate a run on a workspace split (``test``/``val``/``train``) or on every active row (``all``).
+def predict_split(run: str | Path, workspace: str | Path | None = None, *, split: str = "test",
+                  device: str | None = None) -> dict[str, Any]:
+    """Load ``run`` and predict the rows of a workspace split (``test``/``val``/``train``) or every active row
+    (``all``); the workspace defaults to the run's own.
 
-    Writes ``metrics.json``, ``predictions.csv`` and plots into ``RUN/eval/<workspace name>-<split>/`` and, for
-    classification, Grad-CAM overlays of up to ``gradcam`` true/false positives/negatives. Returns
-    ``(metrics, eval_dir)``.
+    Returns ``{"task", "model", "meta", "device", "workspace", "dataset", "predictions"}`` (what
+    :func:`evaluate_run` and the ensembles score).
     """
     from medsift.engine.loop import build_loader, predict
     from medsift.workspace import Workspace
 
-    run = Path(run)
     task, model, meta, dev = load_run(run, device=device)
     ws = Workspace.at(workspace or meta["workspace"])
     df = active(ws.read())
@@ -173,11 +172,27 @@ def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split:
     loader = build_loader(dataset, batch_size=task.config.batch_size, num_workers=0, collate=task.collate, pin=False,
                           seed=0)
     preds = predict(task, model, loader, dev, amp=task.config.amp)
-    eval_dir = run / "eval" / f"{ws.root.name}-{split}"
+    return {"task": task, "model": model, "meta": meta, "device": dev, "workspace": ws, "dataset": dataset,
+            "predictions": preds}
+
+
+def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split: str = "test",
+                 gradcam: int = 4, device: str | None = None) -> tuple[dict[str, float], Path]:
+    """Evaluate a run on a workspace split (``test``/``val``/``train``) or on every active row (``all``).
+
+    Writes ``metrics.json``, ``predictions.csv`` and plots into ``RUN/eval/<workspace name>-<split>/`` and, for
+    classification, Grad-CAM overlays of up to ``gradcam`` true/false positives/negatives. Returns
+    ``(metrics, eval_dir)``.
+    """
+    run = Path(run)
+    p = predict_split(run, workspace, split=split, device=device)
+    task, meta, dataset, preds = p["task"], p["meta"], p["dataset"], p["predictions"]
+    eval_dir = run / "eval" / f"{p['workspace'].root.name}-{split}"
     eval_dir.mkdir(parents=True, exist_ok=True)
     metrics = task.evaluate(preds, dataset, calibration=meta["calibration"], out_dir=eval_dir)
     if gradcam > 0 and task.name == "classify":
-        metrics["gradcam_images"] = float(_gradcam_cases(task, model, dev, dataset, preds, meta, eval_dir, gradcam))
+        metrics["gradcam_images"] = float(_gradcam_cases(task, p["model"], p["device"], dataset, preds, meta,
+                                                         eval_dir, gradcam))
     atomic_write_bytes(eval_dir / "metrics.json", _json_bytes(metrics))
     return metrics, eval_dir
 

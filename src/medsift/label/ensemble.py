@@ -146,9 +146,7 @@ def member_scores(runs: Sequence[str | Path], workspace: str | Path, *, split: s
     labels = None
     outs = []
     for run in runs:
-        meta = json.loads((Path(run) / "model.json").read_text()) if (Path(run) / "model.json").is_file() else None
-        if meta is None:
-            raise ConfigError(f"{run} is not a finished medsift run (no model.json)")
+        meta = _run_task(run)[1]
         if labels is None:
             labels = tuple(meta["labels"])
             y = known_labels(df, labels)
@@ -232,7 +230,8 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
     if not runs:
         raise ConfigError("an ensemble needs at least one run")
     vote = Vote(vote)
-    kinds = {_run_task(r)[0] == "segment" for r in runs}
+    metas = [_run_task(r) for r in runs]
+    kinds = {task == "segment" for task, _ in metas}
     if kinds == {True}:
         from medsift.label.seg_ensemble import evaluate_seg_ensemble
 
@@ -244,7 +243,7 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
     y = m.targets.astype(np.int64)
     source = "majority"
     if vote is Vote.SOFT:
-        calibration = _run_task(runs[0])[1]["calibration"]
+        calibration = metas[0][1]["calibration"]
         thr, source = soft_thresholds(runs, workspace, fallback=m.thresholds.mean(axis=0), split=split,
                                       rule=calibration.get("threshold_rule", "max_f1"),
                                       target_sensitivity=float(calibration.get("target_sensitivity", 0.95)))
@@ -254,17 +253,15 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
         pred, score = hard_vote(m.scores, m.thresholds)
         thr = np.full(len(names), 0.5)
     fn, keys = _scorer(names)
-    point = bootstrap_dict(lambda a, b: fn(a, b, thr), y if len(names) > 1 else y[:, 0],
-                           score if len(names) > 1 else score[:, 0], m.patients, n=bootstrap, seed=seed)
+    point = bootstrap_dict(lambda a, b: fn(a, b, thr), y, score, m.patients, n=bootstrap, seed=seed)
     metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in point.items()}
     if len(names) == 1:
         metrics["ensemble_threshold"] = float(thr[0])
-        metrics["ensemble_f1_at_vote"] = float(fn(y[:, 0], pred[:, 0].astype(float), [0.5])["f1"])
+        metrics["ensemble_f1_at_vote"] = float(fn(y, pred.astype(float), [0.5])["f1"])
     else:
         metrics.update({f"ensemble_{n}_threshold": float(t) for n, t in zip(names, thr)})
     for i in range(len(runs)):
-        one = fn(y if len(names) > 1 else y[:, 0], m.scores[i] if len(names) > 1 else m.scores[i, :, 0],
-                 m.thresholds[i])
+        one = fn(y, m.scores[i], m.thresholds[i])
         metrics.update({f"run{i}_{k}": float(one[k]) for k in keys})
     metrics.update({"n_runs": float(len(runs)), "n_images": float(len(y)), "n_positive": float(y.sum()),
                     "n_patients": float(len(np.unique(m.patients)))})
@@ -283,12 +280,13 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
 
 
 def _scorer(names: Sequence[str]) -> tuple[Callable[..., dict[str, float]], tuple[str, ...]]:
-    """``(fn(y, score, thresholds) -> metrics, member keys)`` for one label (binary) or several (multi-label)."""
+    """``(fn(y (N, K), score (N, K), thresholds (K,)) -> metrics, member keys)``: binary metrics of the one label,
+    or multi-label metrics of several."""
     from medsift.metrics.classification import binary_metrics
     from medsift.metrics.multilabel import multilabel_metrics
 
     if len(names) == 1:
-        return (lambda a, b, t: binary_metrics(a, b, float(np.atleast_1d(t)[0]))), ("auc", "pr_auc", "f1")
+        return (lambda a, b, t: binary_metrics(a[:, 0], b[:, 0], float(t[0]))), ("auc", "pr_auc", "f1")
 
     def fn(a, b, t):
         return {k: v for k, v in multilabel_metrics(a, b, t, names).items() if not k.endswith("_threshold")}

@@ -27,34 +27,25 @@ from medsift.errors import ConfigError
 
 def _member_probs(run: str | Path, workspace, split: str) -> tuple[Any, Any, np.ndarray, np.ndarray, dict]:
     """(task, dataset, dataset positions (N,), uint8 probabilities (N, H, W), calibration) of one run."""
-    from medsift.engine.loop import build_loader, predict
-    from medsift.engine.runner import cache_for, load_run
-    from medsift.manifest import active
-    from medsift.workspace import Workspace
+    from medsift.engine.runner import predict_split
 
-    task, model, meta, dev = load_run(run, device="cpu")
+    p = predict_split(run, workspace, split=split, device="cpu")
+    task = p["task"]
     if task.name != "segment":
         raise ConfigError(f"{run} is a {task.name} run; a segmentation ensemble needs segment runs")
-    ws = Workspace.at(workspace)
-    df = active(ws.read())
-    cache = cache_for(ws, df, task.config)
-    if split != "all":
-        df = df[df["split"] == split]
-    dataset = task.dataset(df, cache, augment=False)
-    if len(dataset) == 0:
-        raise ConfigError(f"no rows with masks in split {split!r} of {ws.root}")
-    loader = build_loader(dataset, batch_size=task.config.batch_size, num_workers=0, collate=task.collate,
-                          pin=False, seed=0)
-    idx, probs = task.aligned(predict(task, model, loader, dev), dataset)
-    return task, dataset, idx, probs, dict(meta.get("calibration") or {})
+    idx, probs = task.aligned(p["predictions"], p["dataset"])
+    return task, p["dataset"], idx, probs, dict(p["meta"].get("calibration") or {})
 
 
 def vote_maps(runs: Sequence[str | Path], workspace, *, split: str, vote: str = "soft"):
-    """``(task, dataset, positions, voted uint8 maps (N, H, W), member thresholds (M,), member global Dice (M,))``.
+    """``(task, dataset, positions, voted uint8 maps (N, H, W), truth masks (N, H, W), member thresholds (M,),
+    member global Dice (M,))``.
 
     Soft: the rounded mean of the members' uint8 probability maps. Hard: 255 x the fraction of members whose
     map is above their own threshold (so "more than half" is a threshold just above 0.5).
     """
+    from medsift.metrics.segmentation import dice
+
     total = None
     thresholds, dices = [], []
     first = None
@@ -68,25 +59,12 @@ def vote_maps(runs: Sequence[str | Path], workspace, *, split: str, vote: str = 
         thr = float(cal["threshold"]) if "threshold" in cal else float(task.options.postprocess.threshold)
         thresholds.append(thr)
         above = probs > int(round(thr * 255))
-        dices.append(_dice(above, truth))
+        dices.append(dice(above, truth))
         part = (above.astype(np.uint16) * 255) if vote == "hard" else probs.astype(np.uint16)
         total = part if total is None else total + part
     task, dataset, idx = first
     voted = np.rint(total / len(runs)).astype(np.uint8)
-    return task, dataset, idx, voted, np.asarray(thresholds), np.asarray(dices)
-
-
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    den = int(pred.sum()) + int(truth.sum())
-    return 2.0 * int(np.count_nonzero(pred & truth)) / den if den else 1.0
-
-
-def _has_val(workspace) -> bool:
-    from medsift.manifest import active
-    from medsift.workspace import Workspace
-
-    df = active(Workspace.at(workspace).read())
-    return "split" in df.columns and bool((df["split"] == "val").any())
+    return task, dataset, idx, voted, truth, np.asarray(thresholds), np.asarray(dices)
 
 
 def evaluate_seg_ensemble(runs: Sequence[str | Path], workspace, out, *, vote: str = "soft", split: str = "test",
@@ -99,35 +77,34 @@ def evaluate_seg_ensemble(runs: Sequence[str | Path], workspace, out, *, vote: s
     member's ``run<i>_dice_global`` at its own threshold (no post-processing) beside
     ``ensemble_dice_global_raw`` (the vote at its threshold, no post-processing), so the two compare directly.
     """
+    from medsift.label.ensemble import _has_split
     from medsift.manifest import atomic_write_bytes
+    from medsift.metrics.segmentation import dice
+    from medsift.tasks.seg_evaluate import _json_safe, evaluate_segmentation
 
     vote = str(getattr(vote, "value", vote))
     if vote not in ("soft", "hard"):
         raise ConfigError(f"vote must be soft or hard; got {vote!r}")
-    task, dataset, idx, voted, thresholds, member_dice = vote_maps(runs, workspace, split=split, vote=vote)
+    task, dataset, idx, voted, truth, thresholds, member_dice = vote_maps(runs, workspace, split=split, vote=vote)
     if vote == "hard":
         threshold, source = 0.5, "majority"
-    elif split != "val" and _has_val(workspace):
-        vtask, vds, vidx, vmaps, _, _ = vote_maps(runs, workspace, split="val", vote=vote)
+    elif split != "val" and _has_split(workspace, "val"):
+        vtask, vds, vidx, vmaps, _, _, _ = vote_maps(runs, workspace, split="val", vote=vote)
         threshold, source = float(vtask.calibrate({"index": vidx, "prob": vmaps}, vds)["threshold"]), "val"
     else:
         threshold, source = float(np.mean(thresholds)), "members' mean"
-    from medsift.tasks.seg_evaluate import evaluate_segmentation
-
     out = Path(out)
     metrics = evaluate_segmentation(task, {"index": idx, "prob": voted}, dataset, calibration={"threshold": threshold},
                                     out_dir=out / "eval", n_boot=int(bootstrap), seed=int(seed))
-    truth = np.stack([np.asarray(dataset.masks[dataset.positions[i]]) > 0 for i in idx])
     result: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in metrics.items()
                                 if isinstance(v, (int, float)) and k != "threshold"}
     result["ensemble_threshold"] = threshold
-    result["ensemble_dice_global_raw"] = _dice(voted > int(round(threshold * 255)), truth)
+    result["ensemble_dice_global_raw"] = dice(voted > int(round(threshold * 255)), truth)
     for i, d in enumerate(member_dice):
         result[f"run{i}_dice_global"] = float(d)
         result[f"run{i}_threshold"] = float(thresholds[i])
     result.update({"n_runs": float(len(runs))})
-    safe = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}
     atomic_write_bytes(out / "metrics.json", json.dumps({"task": "segment", "vote": vote, "split": split,
                                                          "threshold_from": source, "runs": [str(r) for r in runs],
-                                                         **safe}, indent=1).encode())
+                                                         **_json_safe(result)}, indent=1).encode())
     return result
