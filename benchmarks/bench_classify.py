@@ -38,8 +38,9 @@ OVERRIDES = [
 _BASE_KEYS = {o.split("=")[0] for o in OVERRIDES}
 
 
-def make_workspace(ws: Path, src: Path = DATA, *, layout: str = "phe-sich", labels: str | None = None) -> Path:
-    """Ingest ``src`` and split by patient (test 0.25, val 0.15, seed 0) unless ``ws`` already is split."""
+def make_workspace(ws: Path, src: Path = DATA, *, layout: str = "phe-sich", labels: str | None = None,
+                   seed: int = 0) -> Path:
+    """Ingest ``src`` and split by patient (test 0.25, val 0.15, ``seed``) unless ``ws`` already is split."""
     from medsift.ingest import ingest
     from medsift.split import assign_splits
     from medsift.workspace import Workspace
@@ -48,7 +49,7 @@ def make_workspace(ws: Path, src: Path = DATA, *, layout: str = "phe-sich", labe
     if w.exists() and w.read()["split"].notna().any():
         return ws
     df = ingest(src, layout=layout, workspace=ws, labels=labels, n_jobs=2)
-    w.write(assign_splits(df, test=0.25, val=0.15, folds=0, seed=0), reason="benchmark split")
+    w.write(assign_splits(df, test=0.25, val=0.15, folds=0, seed=seed), reason="benchmark split")
     return ws
 
 
@@ -95,7 +96,8 @@ def loader_vs_preloaded(ws: Path, config, *, steps: int = 6) -> dict[str, float]
     return {"step_s_preloaded": pre, "step_s_loader": real, "loader_overhead_pct": 100 * (real / pre - 1)}
 
 
-def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = None, minutes: float = 25.0) -> dict:
+def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = None, minutes: float = 25.0,
+        split_seed: int = 0) -> dict:
     from medsift.engine.config import TrainConfig, apply_overrides
     from medsift.engine.runner import evaluate_run, train_run
 
@@ -103,7 +105,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
         return {"title": "Task 1 classify (PHE-SICH)", "command": "", "data": str(DATA), "rows": [],
                 "notes": "real data absent; skipped"}
     root = Path(tempfile.mkdtemp(prefix="medsift-bench-classify-"))
-    ws = make_workspace(Path(workspace) if workspace else root / "ws")
+    ws = make_workspace(Path(workspace) if workspace else root / "ws", seed=split_seed)
     run_dir = Path(out) if out else root / "run"
     config = apply_overrides(TrainConfig(task="classify"), OVERRIDES + [f"max_minutes={minutes}"])
     load_before = os.getloadavg()
@@ -141,6 +143,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
              f"(shared 2-core machine); config: {' '.join(OVERRIDES)}; outputs {eval_dir}")
     return {"title": "Task 1 classify: hemorrhage slice vs none (PHE-SICH, unseen patients)",
             "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {config.threads}"
+                       + (f" --split-seed {split_seed}" if split_seed else "")
                        + "".join(f" --set {o}" for o in OVERRIDES if o.split("=")[0] not in _BASE_KEYS),
             "data": str(DATA),
             "rows": rows, "notes": notes, "metrics": metrics, "speed": speed, "meta": {
@@ -155,11 +158,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 when two benchmarks share 2 cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override (repeatable), e.g. model.box_supervision=0.5")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the patient split (another seed = other test patients; headline: 0)")
     args = parser.parse_args()
     global OVERRIDES
     OVERRIDES = [o if not o.startswith("threads=") else f"threads={args.threads}" for o in OVERRIDES] + args.set
     t0 = time.perf_counter()
-    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes)
+    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, split_seed=args.split_seed)
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))

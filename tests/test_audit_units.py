@@ -172,3 +172,50 @@ def test_eda_class_means_and_contrast_gate():
     assert float(eda.std_images["hemorrhage"][0, 0]) == 50.0
     assert eda.contrast.tolist()[:3] == [0.0, 0.0, 0.0] and eda.contrast[3] > 200
     assert eda.groups["all"] == {"low": 3, "high": 1}
+
+
+def test_extract_mask_interior_separates_regions_from_lines(tmp_path):
+    img = tmp_path / "a.png"
+    img.write_bytes(_png(np.full((40, 40), 50, np.uint8)))
+    square, outline = np.zeros((40, 40), np.uint8), np.zeros((40, 40), np.uint8)
+    square[10:20, 10:20] = 255           # 100 px, 8x8 = 64 survive one erosion
+    outline[10:20, 10:20] = 255
+    outline[11:19, 11:19] = 0            # its 1-px outline: 36 px, none inside
+    (tmp_path / "s.png").write_bytes(_png(square))
+    (tmp_path / "o.png").write_bytes(_png(outline))
+    assert extract(_row(img, mask_path=str(tmp_path / "s.png"))).scalars["mask_interior"] == pytest.approx(0.64)
+    assert extract(_row(img, mask_path=str(tmp_path / "o.png"))).scalars["mask_interior"] == 0.0
+
+
+def _masked_manifest(tmp_path, masks: list[np.ndarray]):
+    from medsift.manifest import new_manifest
+
+    rows = []
+    for k, m in enumerate(masks):
+        img, mp = tmp_path / f"i{k}.png", tmp_path / f"m{k}.png"
+        img.write_bytes(_png(np.full(m.shape, 50 + k, np.uint8)))
+        mp.write_bytes(_png(m))
+        rows.append({"image_id": f"p_{k:02d}", "patient_id": "p", "image_path": str(img), "format": "png",
+                     "mask_path": str(mp), "source": "s"})
+    return new_manifest(rows)
+
+
+def _disc(r: int, ring: bool = False) -> np.ndarray:
+    yy, xx = np.mgrid[:64, :64]
+    d = np.hypot(yy - 32, xx - 32)
+    return (((d <= r) & ~((d < r - 1) if ring else False)) * 255).astype(np.uint8)
+
+
+def test_line_mask_flagged_only_where_the_source_draws_regions(tmp_path):
+    from medsift.audit import run_audit
+
+    (tmp_path / "a").mkdir()
+    regions = _masked_manifest(tmp_path / "a", [_disc(8 + k) for k in range(4)] + [_disc(10, ring=True)])
+    res = run_audit(regions, checks=["label_consistency"], n_jobs=1)
+    lines = res.findings[res.findings["detail"].str.startswith("line_mask")]
+    assert lines["image_id"].tolist() == ["p_04"] and lines["severity"].tolist() == ["warning"]
+    assert res.summary["checks"]["label_consistency"]["median_mask_interior"]["s"] > 0.5
+    (tmp_path / "b").mkdir()
+    all_lines = _masked_manifest(tmp_path / "b", [_disc(8 + k, ring=True) for k in range(5)])
+    res = run_audit(all_lines, checks=["label_consistency"], n_jobs=1)
+    assert not res.findings["detail"].str.startswith("line_mask").any()

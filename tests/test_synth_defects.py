@@ -154,6 +154,16 @@ def test_box_mask_disagreement_is_visible_in_the_files():
             assert mask.any() and len(boxes) == truth.loc[iid, "n_boxes"] - 1
 
 
+def test_line_mask_is_an_outline_without_interior():
+    from scipy import ndimage
+
+    truth = read_truth_slices(tiny().truth_slices).set_index("image_id")
+    for r in _rows("line_mask"):
+        mask = _mask(r["image_id"]) > 0
+        assert mask.any() and not ndimage.binary_erosion(mask).any()
+        assert mask.sum() < truth.loc[r["image_id"], "edema_pixels"]
+
+
 def test_no_defects_when_disabled(tmp_path):
     ds = generate(tmp_path, n_patients=1, size=64, slices=(4, 4), layouts=("phe-sich",), defects=False)
     assert len(read_truth_defects(ds.truth_defects)) == 0

@@ -10,6 +10,8 @@ from medsift.audit.base import CHECKS, AuditContext, CheckResult, findings_frame
 MIN_BOX_SIDE = 2.0      # pixels
 MIN_MASK_AREA = 10      # pixels
 MIN_COVERAGE = 0.5      # fraction of mask pixels inside the (margin-expanded) boxes
+LINE_INTERIOR = 0.1     # a mask with fewer pixels inside its edge than this is a line or outline...
+REGION_INTERIOR = 0.3   # ...worth a flag only where the source's typical mask is a region (median above this)
 
 
 def _present(v) -> bool:
@@ -44,7 +46,10 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     Only where a source has both masks and boxes: ``box_without_mask`` (warning; the mask is empty although the
     masks of both neighbouring slices overlap the box: the mask is missing in the middle of a lesion) and ``mask_without_box`` (warning),
     ``box_mask_disagree`` (error; less than half of the mask lies inside its boxes grown by 25 % + 4 px;
-    score = 1 - covered fraction). Always: ``box_outside`` (error; a box leaves the image), ``degenerate_box``
+    score = 1 - covered fraction). Always: ``line_mask`` (warning; under 10 % of the mask's pixels lie inside
+    its edge, so it was drawn as a 1-2 px line or outline, while the source's median mask is a region with at
+    least 30 % interior: a tool or export mistake, or an annotator who traced instead of filling; a model
+    trained on it learns lines), ``box_outside`` (error; a box leaves the image), ``degenerate_box``
     (error; x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
     ``mask_not_binary`` and ``mask_size`` (warning), ``mask_unreadable`` (error).
     """
@@ -59,6 +64,11 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     source = m["source"].astype(str).to_numpy()
     prev, nxt = _slice_neighbours(m)
     both = {s: bool(has_mask_path[source == s].any() and (n_boxes[source == s] > 0).any()) for s in np.unique(source)}
+    interior = pd.to_numeric(f["mask_interior"], errors="coerce").to_numpy(dtype=float) \
+        if "mask_interior" in f else np.full(len(m), np.nan)
+    sized = pd.to_numeric(f["mask_area"], errors="coerce").fillna(0).to_numpy() >= MIN_MASK_AREA
+    typical = {s: float(np.nanmedian(interior[(source == s) & sized])) if ((source == s) & sized).any() else 0.0
+               for s in np.unique(source)}
 
     def add(i: int, severity: str, score: float, detail: str) -> None:
         rows.append({"image_id": ids[i], "check": "label_consistency", "severity": severity, "score": score,
@@ -88,6 +98,10 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
             area = int(r["mask_area"])
             if 0 < area < MIN_MASK_AREA:
                 add(i, "warning", 0.7, f"tiny_mask: {area} px")
+            elif area and interior[i] < LINE_INTERIOR and typical[source[i]] >= REGION_INTERIOR:
+                add(i, "warning", 0.6, f"line_mask: only {interior[i]:.0%} of the mask's {area} px lie inside its "
+                                       f"edge (a 1-2 px line or outline); the source's median mask has "
+                                       f"{typical[source[i]]:.0%}")
         if not both[source[i]]:
             continue
         area = int(r["mask_area"]) if has_mask_path[i] else 0
@@ -108,4 +122,5 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     findings = findings_frame(rows)
     kinds = findings["detail"].str.split(":").str[0].value_counts().to_dict() if len(findings) else {}
     return CheckResult(scores, findings, {"kinds": {str(k): int(v) for k, v in kinds.items()},
-                                          "sources_with_masks_and_boxes": [s for s, v in both.items() if v]})
+                                          "sources_with_masks_and_boxes": [s for s, v in both.items() if v],
+                                          "median_mask_interior": {str(k): round(v, 3) for k, v in typical.items()}})

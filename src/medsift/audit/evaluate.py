@@ -11,7 +11,7 @@ from medsift.errors import ConfigError
 DEFECT_CHECK: dict[str, str] = {
     "corrupt_file": "integrity", "wrong_extension": "integrity", "constant_image": "integrity",
     "orphan_annotation": "pairing", "misnamed_annotation": "pairing",
-    "box_mask_disagreement": "label_consistency",
+    "box_mask_disagreement": "label_consistency", "line_mask": "label_consistency",
     "exact_duplicate": "duplicate", "near_duplicate": "duplicate",
     "out_of_sequence": "sequence",
     "rotated": "orientation", "flipped": "orientation",
@@ -28,6 +28,7 @@ FINDING_DEFECT: dict[tuple[str, str], str] = {
     ("label_consistency", "box_mask_disagree"): "box_mask_disagreement",
     ("label_consistency", "box_without_mask"): "box_mask_disagreement",
     ("label_consistency", "mask_without_box"): "box_mask_disagreement",
+    ("label_consistency", "line_mask"): "line_mask",
     ("duplicate", "exact_duplicate"): "exact_duplicate", ("duplicate", "near_duplicate"): "near_duplicate",
     ("sequence", "out_of_sequence"): "out_of_sequence",
     ("orientation", "rotated"): "rotated", ("orientation", "flipped"): "flipped",

@@ -21,6 +21,7 @@ Kinds (``detail`` says the variant):
     box_mask_disagreement on a slice with IPH and edema: the box moved off the mask, the mask erased (box
                          without mask) or the box removed (mask without box).
     constant_image       every pixel the same value.
+    line_mask            on a slice with edema: the mask replaced by its own 1-px outline (traced, not filled).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class DefectKind(str, Enum):
     WRONG_EXTENSION = "wrong_extension"
     BOX_MASK_DISAGREEMENT = "box_mask_disagreement"
     CONSTANT_IMAGE = "constant_image"
+    LINE_MASK = "line_mask"
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,12 @@ def plan_defects(rng: np.random.Generator, slices: list[dict[str, Any]], *, n_pe
             orphan = image_id(f"{n_patients + 1 + j:04d}", int(rng.integers(0, 20)))
         source = ids[int(rng.integers(0, len(ids)))]
         plans.append(DefectPlan(DefectKind.ORPHAN_ANNOTATION, orphan, "", {"boxes_from": source}))
+    # drawn last so that adding it left every earlier draw (and so every older phantom set) as it was
+    edema = [i for i in ids if by_id[i]["edema_pixels"] >= 30]
+    for _ in range(n_per_kind):
+        target = take(edema)
+        if target is not None:
+            plans.append(DefectPlan(DefectKind.LINE_MASK, target))
     return plans
 
 
@@ -277,6 +285,12 @@ def apply_defect(plan: DefectPlan, root: Path, truth: dict[str, dict[str, Any]],
             ann.write_bytes(ann.read_bytes().replace(f"<filename>{plan.image_id}.png<".encode(),
                                                      f"<filename>{plan.related_id}.png<".encode()))
             detail = f"<filename> in {ann.name} names {plan.related_id}.png"
+    elif kind == DefectKind.LINE_MASK:
+        from scipy import ndimage
+
+        region = _read_gray(mask) > 0
+        mask.write_bytes(png_bytes(np.where(region & ~ndimage.binary_erosion(region), 255, 0).astype(np.uint8)))
+        detail = "edema mask replaced by its 1-px outline"
     elif kind == DefectKind.BOX_MASK_DISAGREEMENT:
         boxes = [list(b) for b in truth[plan.image_id]["boxes"]]
         variant = p["variant"]
