@@ -6,7 +6,9 @@ Scores are stacked as ``(M, N, K)``: M runs (or folds), N images, K labels.
   patients by the members' rule (:func:`soft_thresholds`), or is the mean of the runs' thresholds when there is
   no ``val``.
 * hard vote: each run votes ``p >= its threshold``; positive when more than half vote so; a tie goes to the
-  soft vote against the mean threshold. The vote fraction is the ensemble's score.
+  soft vote against the mean threshold. The ensemble's score is the vote fraction, nudged by at most
+  ``TIE_BREAK`` towards the soft vote, so that ``score >= 0.5`` is exactly the decision (the metrics and their
+  bootstrap CIs score the same decisions as ``pred``) and equal fractions rank by the soft vote.
 
 Segmentation runs are voted pixel by pixel in :mod:`medsift.label.seg_ensemble`.
 
@@ -58,20 +60,23 @@ def soft_vote(scores, *, weights: Sequence[float] | None = None) -> np.ndarray:
     return np.tensordot(w / w.sum(), s, axes=1)
 
 
+TIE_BREAK = 1e-3
+"""Largest nudge of a hard vote's fraction by the soft vote: well below one vote in 1/1000 runs."""
+
+
 def hard_vote(scores, thresholds) -> tuple[np.ndarray, np.ndarray]:
     """Majority vote of (M, N, K) probabilities at per-run thresholds (M, K) (or (M,), or a scalar).
 
     Returns:
-        ``(decisions (N, K) int 0/1, fraction (N, K) of runs voting positive)``.
+        ``(decisions (N, K) int 0/1, score (N, K))``: the fraction of runs voting positive plus
+        ``TIE_BREAK * (soft vote - mean threshold)``, so ``decisions == (score >= 0.5)``.
     """
     s = _stack(scores)
     t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64).reshape(-1, 1) if np.ndim(thresholds) == 1
                         else np.asarray(thresholds, dtype=np.float64), (s.shape[0], s.shape[2]))
-    votes = s >= t[:, None, :]
-    frac = votes.mean(axis=0)
-    tie = np.isclose(frac, 0.5)
-    soft = soft_vote(s) >= t.mean(axis=0)[None, :]
-    return np.where(tie, soft, frac > 0.5).astype(np.int64), frac
+    frac = (s >= t[:, None, :]).mean(axis=0)
+    score = np.clip(frac + TIE_BREAK * (soft_vote(s) - t.mean(axis=0)[None, :]), 0.0, 1.0)
+    return (score >= 0.5).astype(np.int64), score
 
 
 def fold_manifest(df: pd.DataFrame, fold: int) -> pd.DataFrame:
