@@ -69,3 +69,28 @@ def test_predict_prints_probability(trained_run, phantom_ws):
     line = json.loads(result.output.strip().splitlines()[-1])
     assert 0.0 <= line["prob_hemorrhage"] <= 1.0 and line["hemorrhage"] in (0, 1)
     assert (root / "cams").is_dir() and any((root / "cams").iterdir())
+
+
+def _steps_per_epoch(run) -> int:
+    line = next(s for s in (run / "train.log").read_text().splitlines() if "steps/epoch=" in s)
+    return int(line.split("steps/epoch=")[1].split()[0])
+
+
+def test_torchrun_ddp_on_cpu_trains_with_one_writer(phantom_ws, trained_run):
+    """``torchrun --nproc_per_node=2 -m medsift train`` (gloo on CPU): each rank takes half of every epoch's
+    batches, rank 0 alone writes the run, and the run evaluates like any other."""
+    import subprocess
+    import sys
+
+    root, ws = phantom_ws
+    run = root / "run-ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "medsift",
+           "train", str(ws), "--task", "classify", "--out", str(run), "--epochs", "2", *TINY]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _steps_per_epoch(run) == -(-_steps_per_epoch(trained_run) // 2)
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 2  # header + one row per epoch
+    assert json.loads((run / "model.json").read_text())["epochs_run"] == 2
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--workspace", str(ws), "--split", "test"])
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= json.loads((run / "eval" / "ws-test" / "metrics.json").read_text())["auc"] <= 1.0
