@@ -187,16 +187,17 @@ def test_extract_mask_interior_separates_regions_from_lines(tmp_path):
     assert extract(_row(img, mask_path=str(tmp_path / "o.png"))).scalars["mask_interior"] == 0.0
 
 
-def _masked_manifest(tmp_path, masks: list[np.ndarray]):
+def _masked_manifest(tmp_path, masks: list[np.ndarray], patients: list[str] | None = None):
     from medsift.manifest import new_manifest
 
     rows = []
     for k, m in enumerate(masks):
+        pid = patients[k] if patients else "p"
         img, mp = tmp_path / f"i{k}.png", tmp_path / f"m{k}.png"
         img.write_bytes(_png(np.full(m.shape, 50 + k, np.uint8)))
         mp.write_bytes(_png(m))
-        rows.append({"image_id": f"p_{k:02d}", "patient_id": "p", "image_path": str(img), "format": "png",
-                     "mask_path": str(mp), "source": "s"})
+        rows.append({"image_id": f"{pid}_{k:02d}", "patient_id": pid, "image_path": str(img), "format": "png",
+                     "mask_path": str(mp), "source": "s", "slice_index": k})
     return new_manifest(rows)
 
 
@@ -206,16 +207,27 @@ def _disc(r: int, ring: bool = False) -> np.ndarray:
     return (((d <= r) & ~((d < r - 1) if ring else False)) * 255).astype(np.uint8)
 
 
-def test_line_mask_flagged_only_where_the_source_draws_regions(tmp_path):
+def _line_masks(tmp_path, masks, patients=None) -> list[str]:
     from medsift.audit import run_audit
 
-    (tmp_path / "a").mkdir()
-    regions = _masked_manifest(tmp_path / "a", [_disc(8 + k) for k in range(4)] + [_disc(10, ring=True)])
-    res = run_audit(regions, checks=["label_consistency"], n_jobs=1)
+    tmp_path.mkdir()
+    res = run_audit(_masked_manifest(tmp_path, masks, patients), checks=["label_consistency"], n_jobs=1)
     lines = res.findings[res.findings["detail"].str.startswith("line_mask")]
-    assert lines["image_id"].tolist() == ["p_04"] and lines["severity"].tolist() == ["warning"]
-    assert res.summary["checks"]["label_consistency"]["median_mask_interior"]["s"] > 0.5
-    (tmp_path / "b").mkdir()
-    all_lines = _masked_manifest(tmp_path / "b", [_disc(8 + k, ring=True) for k in range(5)])
-    res = run_audit(all_lines, checks=["label_consistency"], n_jobs=1)
-    assert not res.findings["detail"].str.startswith("line_mask").any()
+    assert set(lines["severity"]) <= {"warning"}
+    return sorted(lines["image_id"])
+
+
+def test_line_mask_flags_a_traced_slice_inside_a_region_drawn_lesion(tmp_path):
+    # a ring between two discs is flagged; the thin last slice of the lesion (no mask after it) is not
+    masks = [_disc(8), _disc(9), _disc(10, ring=True), _disc(9), _disc(6, ring=True)]
+    assert _line_masks(tmp_path / "a", masks) == ["p_02"]
+
+
+def test_line_mask_flags_a_patient_traced_throughout(tmp_path):
+    masks = [_disc(8 + k) for k in range(4)] + [_disc(8 + k, ring=True) for k in range(3)]
+    assert _line_masks(tmp_path / "a", masks, ["p"] * 4 + ["q"] * 3) == ["q_04", "q_05", "q_06"]
+
+
+def test_line_mask_silent_where_the_source_draws_lines(tmp_path):
+    # at small sizes every rim is 1-2 px wide: lines are the norm there, not a finding
+    assert _line_masks(tmp_path / "a", [_disc(8 + k, ring=True) for k in range(5)]) == []

@@ -12,6 +12,7 @@ MIN_MASK_AREA = 10      # pixels
 MIN_COVERAGE = 0.5      # fraction of mask pixels inside the (margin-expanded) boxes
 LINE_INTERIOR = 0.1     # a mask with fewer pixels inside its edge than this is a line or outline...
 REGION_INTERIOR = 0.3   # ...worth a flag only where the source's typical mask is a region (median above this)
+TRACED_SHARE = 0.5      # a patient with at least this share of line masks (and two or more) was traced throughout
 
 
 def _present(v) -> bool:
@@ -39,6 +40,38 @@ def _overlaps(bbox, boxes) -> bool:
                for b in boxes)
 
 
+def traced_masks(m: pd.DataFrame, f: pd.DataFrame, prev: np.ndarray, nxt: np.ndarray) -> tuple[dict, dict]:
+    """Masks drawn as a 1-2 px line or outline where a region was meant: ``({row: detail}, {source: median})``.
+
+    A mask is a line when under ``LINE_INTERIOR`` of its pixels survive one erosion (``mask_interior``). It is
+    reported only where the source's median mask is a region (``REGION_INTERIOR``; at 64 px every rim is a line),
+    and only when the line is out of place: the patient's masks are mostly lines (traced throughout), or the
+    slices above and below carry region masks (the lesion goes on, drawn another way). A thin crescent at the end
+    of a lesion, or a thin lesion drawn thin on every slice of a region-drawing patient, is not reported.
+    """
+    source = m["source"].astype(str).to_numpy()
+    patient = source + "/" + m["patient_id"].astype(str).to_numpy()
+    interior = pd.to_numeric(f["mask_interior"], errors="coerce").to_numpy(dtype=float) \
+        if "mask_interior" in f else np.full(len(m), np.nan)
+    sized = pd.to_numeric(f["mask_area"], errors="coerce").fillna(0).to_numpy() >= MIN_MASK_AREA
+    line, region = sized & (interior < LINE_INTERIOR), sized & (interior >= LINE_INTERIOR)
+    typical = {s: float(np.nanmedian(interior[(source == s) & sized])) if ((source == s) & sized).any() else 0.0
+               for s in np.unique(source)}
+    counts = pd.DataFrame({"p": patient, "line": line, "sized": sized}).groupby("p")[["line", "sized"]].sum()
+    out: dict[int, str] = {}
+    for i in np.flatnonzero(line):
+        if typical[source[i]] < REGION_INTERIOR:
+            continue
+        n_line, n_sized = (int(v) for v in counts.loc[patient[i]])
+        head = (f"only {interior[i]:.0%} of the mask's {int(f['mask_area'].iloc[i])} px lie inside its edge (a 1-2 px "
+                f"line or outline; the source's median mask has {typical[source[i]]:.0%})")
+        if n_line >= 2 and n_line >= TRACED_SHARE * n_sized:
+            out[i] = f"{head}; {n_line} of the patient's {n_sized} masks are traced this way"
+        elif prev[i] >= 0 and nxt[i] >= 0 and region[prev[i]] and region[nxt[i]]:
+            out[i] = f"{head}, while the slices above and below carry region masks"
+    return out, typical
+
+
 @CHECKS.register("label_consistency")
 def check_label_consistency(ctx: AuditContext) -> CheckResult:
     """Flag labels that contradict each other or the image.
@@ -46,10 +79,7 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     Only where a source has both masks and boxes: ``box_without_mask`` (warning; the mask is empty although the
     masks of both neighbouring slices overlap the box: the mask is missing in the middle of a lesion) and ``mask_without_box`` (warning),
     ``box_mask_disagree`` (error; less than half of the mask lies inside its boxes grown by 25 % + 4 px;
-    score = 1 - covered fraction). Always: ``line_mask`` (warning; under 10 % of the mask's pixels lie inside
-    its edge, so it was drawn as a 1-2 px line or outline, while the source's median mask is a region with at
-    least 30 % interior: a tool or export mistake, or an annotator who traced instead of filling; a model
-    trained on it learns lines), ``box_outside`` (error; a box leaves the image), ``degenerate_box``
+    score = 1 - covered fraction). Always: ``line_mask`` (warning; see :func:`traced_masks`), ``box_outside`` (error; a box leaves the image), ``degenerate_box``
     (error; x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
     ``mask_not_binary`` and ``mask_size`` (warning), ``mask_unreadable`` (error).
     """
@@ -64,11 +94,7 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     source = m["source"].astype(str).to_numpy()
     prev, nxt = _slice_neighbours(m)
     both = {s: bool(has_mask_path[source == s].any() and (n_boxes[source == s] > 0).any()) for s in np.unique(source)}
-    interior = pd.to_numeric(f["mask_interior"], errors="coerce").to_numpy(dtype=float) \
-        if "mask_interior" in f else np.full(len(m), np.nan)
-    sized = pd.to_numeric(f["mask_area"], errors="coerce").fillna(0).to_numpy() >= MIN_MASK_AREA
-    typical = {s: float(np.nanmedian(interior[(source == s) & sized])) if ((source == s) & sized).any() else 0.0
-               for s in np.unique(source)}
+    traced, typical = traced_masks(m, f, prev, nxt)
 
     def add(i: int, severity: str, score: float, detail: str) -> None:
         rows.append({"image_id": ids[i], "check": "label_consistency", "severity": severity, "score": score,
@@ -98,10 +124,8 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
             area = int(r["mask_area"])
             if 0 < area < MIN_MASK_AREA:
                 add(i, "warning", 0.7, f"tiny_mask: {area} px")
-            elif area and interior[i] < LINE_INTERIOR and typical[source[i]] >= REGION_INTERIOR:
-                add(i, "warning", 0.6, f"line_mask: only {interior[i]:.0%} of the mask's {area} px lie inside its "
-                                       f"edge (a 1-2 px line or outline); the source's median mask has "
-                                       f"{typical[source[i]]:.0%}")
+            elif i in traced:
+                add(i, "warning", 0.6, f"line_mask: {traced[i]}")
         if not both[source[i]]:
             continue
         area = int(r["mask_area"]) if has_mask_path[i] else 0

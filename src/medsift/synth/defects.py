@@ -21,7 +21,8 @@ Kinds (``detail`` says the variant):
     box_mask_disagreement on a slice with IPH and edema: the box moved off the mask, the mask erased (box
                          without mask) or the box removed (mask without box).
     constant_image       every pixel the same value.
-    line_mask            on a slice with edema: the mask replaced by its own 1-px outline (traced, not filled).
+    line_mask            on a slice with edema between two slices with edema: the mask replaced by its own 1-px
+                         outline (traced, not filled).
 """
 
 from __future__ import annotations
@@ -168,11 +169,22 @@ def plan_defects(rng: np.random.Generator, slices: list[dict[str, Any]], *, n_pe
             orphan = image_id(f"{n_patients + 1 + j:04d}", int(rng.integers(0, 20)))
         source = ids[int(rng.integers(0, len(ids)))]
         plans.append(DefectPlan(DefectKind.ORPHAN_ANNOTATION, orphan, "", {"boxes_from": source}))
-    # drawn last so that adding it left every earlier draw (and so every older phantom set) as it was
-    edema = [i for i in ids if by_id[i]["edema_pixels"] >= 30]
+    # drawn last so that adding it left every earlier draw (and so every older phantom set) as it was; inside a
+    # lesion (the slices above and below keep their edema, untouched), as a traced slice is told from a thin end
+    moved = {i for q in plans if q.kind == DefectKind.OUT_OF_SEQUENCE or q.params.get("variant") == "box_without_mask"
+             for i in (q.image_id, q.related_id)}  # masks erased or swapped away
+
+    def rim(iid: str) -> bool:
+        return iid in by_id and iid not in moved and by_id[iid]["edema_pixels"] >= 30
+
+    def around(iid: str) -> list[str]:
+        pid, s = _parse(iid)
+        return [image_id(pid, s - 1), image_id(pid, s + 1)]
+
     for _ in range(n_per_kind):
-        target = take(edema)
+        target = take([i for i in ids if rim(i) and all(rim(n) for n in around(i))])
         if target is not None:
+            moved.update([target, *around(target)])
             plans.append(DefectPlan(DefectKind.LINE_MASK, target))
     return plans
 
