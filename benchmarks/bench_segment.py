@@ -245,7 +245,7 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
             shutil.rmtree(root / "ws" / "cache", ignore_errors=True)
         for key, target in (("dice_global", ">= 0.55"), ("dice_per_image", "-"), ("dice_per_patient", "-"),
                             ("iou_global", "-"), ("sensitivity_global", "-"), ("precision_global", "-"),
-                            ("hd95", "-"), ("slice_f1", "-")):
+                            ("hd95", "-"), ("nsd_global", "-"), ("nsd_per_image", "-"), ("slice_f1", "-")):
             value = m.get(key)
             lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
             label = f"PHE {key} (test patients)" + (f", 95% CI {lo:.3f}-{hi:.3f}" if lo is not None and hi is not None

@@ -163,7 +163,7 @@ def test_report_has_contract_keys_and_intervals_bracket_estimate():
     pt = sm.per_patient_table(preds, targets, pids, sidx)
     out = sm.segmentation_report(table, pids, patient_table=pt, n_boot=200, seed=1)
     for key in ("dice_global", "iou_global", "sensitivity_global", "specificity_global", "dice_per_image",
-                "dice_per_patient", "hd95"):
+                "dice_per_patient", "hd95", "nsd_global", "nsd_per_image", "nsd_per_patient"):
         assert out[f"{key}_ci_low"] <= out[key] <= out[f"{key}_ci_high"], key
     assert out["n_images"] == 12 and out["n_patients"] == 6
     assert out["dice_global_ci_low"] < out["dice_global_ci_high"]
@@ -182,3 +182,47 @@ def test_hd95_matches_monai_for_masks_touching_the_border_in_3d():
                                      torch.from_numpy(t[None, None].astype(np.float32)),
                                      include_background=True, percentile=95, spacing=(5.0, 0.5, 0.5))
     assert ours == pytest.approx(float(ref.item()), rel=1e-5)
+
+
+def test_nsd_of_shifted_square_hand_computed():
+    # 5x5 squares 3 px apart; their surfaces are 16-px rings. Brute force: the share of both rings' pixels whose
+    # nearest pixel of the other ring is at most 2 px away
+    t = _square((20, 20), 5, 10, 5, 10)
+    p = _square((20, 20), 5, 10, 8, 13)
+    d_tp = [min(math.hypot(r - r2, c - c2) for r2, c2 in zip(*np.nonzero(sm.surface(p))))
+            for r, c in zip(*np.nonzero(sm.surface(t)))]
+    d_pt = [min(math.hypot(r - r2, c - c2) for r2, c2 in zip(*np.nonzero(sm.surface(t))))
+            for r, c in zip(*np.nonzero(sm.surface(p)))]
+    expected = (sum(d <= 2 for d in d_tp) + sum(d <= 2 for d in d_pt)) / (len(d_tp) + len(d_pt))
+    assert 0.3 < expected < 0.9
+    assert sm.surface_dice(p, t) == pytest.approx(expected)
+    assert sm.surface_dice(p, t, tolerance=3.0) == 1.0   # a pure 3-px shift: everything within 3 px
+    assert sm.surface_dice(t, t, tolerance=0.0) == 1.0
+
+
+def test_nsd_empty_conventions_and_pooling():
+    z = np.zeros((6, 6), bool)
+    sq = _square((6, 6), 1, 4, 1, 4)
+    assert sm.surface_dice(z, z) == 1.0 and sm.surface_dice(sq, z) == 0.0 and sm.surface_dice(z, sq) == 0.0
+    table = sm.per_image_table([sq, z, z], [sq, sq, z])
+    out = sm.summarize(table)
+    # image 1: all 8 surface px hit twice (16/16); image 2: 8 surface px, none hit; image 3: no surface
+    assert out["nsd_global"] == pytest.approx(16 / 24)
+    assert out["nsd_per_image"] == pytest.approx(0.5)   # mean over the two lesion images
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nsd_matches_monai(seed):
+    torch = pytest.importorskip("torch")
+    from monai.metrics import compute_surface_dice
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    t = ndimage.binary_dilation(rng.random((48, 40)) > 0.985, iterations=3)
+    p = ndimage.binary_dilation(rng.random((48, 40)) > 0.985, iterations=2)
+
+    def onehot(m):
+        return torch.from_numpy(np.stack([~m, m])[None].astype(np.float32))
+
+    ref = compute_surface_dice(onehot(p), onehot(t), class_thresholds=[2.0], include_background=False)
+    assert sm.surface_dice(p, t, tolerance=2.0) == pytest.approx(float(ref.item()), rel=1e-5)

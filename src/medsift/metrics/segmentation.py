@@ -1,4 +1,4 @@
-"""Segmentation metrics for binary lesion masks: Dice, IoU, sensitivity, specificity, precision, HD95.
+"""Segmentation metrics for binary lesion masks: Dice, IoU, sensitivity, specificity, precision, HD95, NSD.
 
 Every score is reported three ways, and every key says which:
 
@@ -19,6 +19,12 @@ HD95 follows MONAI's ``compute_hausdorff_distance(percentile=95)``: the surfaces
 removed by one binary erosion (cross-shaped structuring element, outside the image counts as
 background); the 95th percentile of the distances from each surface to the other, the larger of the two
 directions. Distances are in pixels, or in mm when ``spacing`` is given.
+
+NSD (normalised surface Dice, Nikolov et al. 2021; recommended by Metrics Reloaded where the boundary itself is
+uncertain, as for a thin edema rim drawn by hand): the share of both surfaces that lies within ``tolerance``
+(``NSD_TOLERANCE`` = 2 px, or mm with ``spacing``) of the other, on the same surfaces as HD95, as MONAI's
+``compute_surface_dice``. 1.0 when both masks are empty, 0.0 when exactly one is. ``nsd_global`` pools the
+surface pixels of all images; ``nsd_per_image``/``nsd_per_patient`` are means over images/patients with lesion.
 
 Example:
     >>> import numpy as np
@@ -41,6 +47,7 @@ import pandas as pd
 from medsift.errors import ConfigError
 
 SCORES: tuple[str, ...] = ("dice", "iou", "sensitivity", "specificity", "precision")
+NSD_TOLERANCE = 2.0
 
 
 class EmptyConvention(str, Enum):
@@ -141,6 +148,33 @@ def surface(mask: np.ndarray) -> np.ndarray:
     return m & ~ndimage.binary_erosion(m, structure=structure, border_value=0)
 
 
+def _surface_distances(p: np.ndarray, t: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each surface pixel of ``p`` to the surface of ``t`` and back (both masks non-empty)."""
+    from scipy import ndimage
+
+    sp = None if spacing is None else np.broadcast_to(np.asarray(spacing, float), (p.ndim,)).tolist()
+    # distances only involve the two masks: work in their joint bounding box (1 px margin, same borders)
+    box = tuple(slice(max(int(ix.min()) - 1, 0), int(ix.max()) + 2) for ix in np.nonzero(p | t))
+    ps, ts = surface(p[box]), surface(t[box])
+    return ndimage.distance_transform_edt(~ts, sampling=sp)[ps], ndimage.distance_transform_edt(~ps, sampling=sp)[ts]
+
+
+def surface_scores(pred: np.ndarray, target: np.ndarray, *, spacing: Sequence[float] | float | None = None,
+                   tolerance: float = NSD_TOLERANCE, percentile: float = 95.0) -> dict[str, float]:
+    """``hd95``, ``nsd`` and the NSD's pooled parts ``nsd_hits``/``nsd_surface`` (surface pixels within
+    ``tolerance`` of the other surface / all surface pixels of both masks) from one distance computation."""
+    p, t = _check_pair(pred, target)
+    if not p.any() and not t.any():
+        return {"hd95": 0.0, "nsd": 1.0, "nsd_hits": 0, "nsd_surface": 0}
+    if not p.any() or not t.any():
+        return {"hd95": math.nan, "nsd": 0.0, "nsd_hits": 0, "nsd_surface": int(surface(p | t).sum())}
+    d_pt, d_tp = _surface_distances(p, t, spacing)
+    hits = int((d_pt <= tolerance).sum() + (d_tp <= tolerance).sum())
+    total = int(d_pt.size + d_tp.size)
+    return {"hd95": float(max(np.percentile(d_pt, percentile), np.percentile(d_tp, percentile))),
+            "nsd": hits / total, "nsd_hits": hits, "nsd_surface": total}
+
+
 def hausdorff95(pred: np.ndarray, target: np.ndarray, *, spacing: Sequence[float] | float | None = None,
                 percentile: float = 95.0) -> float:
     """Symmetric percentile Hausdorff distance between two binary masks (2D or 3D).
@@ -153,23 +187,13 @@ def hausdorff95(pred: np.ndarray, target: np.ndarray, *, spacing: Sequence[float
     Returns:
         The larger of the two directed percentile distances; 0.0 if both masks are empty, NaN if one is.
     """
-    from scipy import ndimage
+    return surface_scores(pred, target, spacing=spacing, percentile=percentile)["hd95"]
 
-    p, t = _check_pair(pred, target)
-    if not p.any() and not t.any():
-        return 0.0
-    if not p.any() or not t.any():
-        return math.nan
-    sp = None if spacing is None else np.broadcast_to(np.asarray(spacing, float), (p.ndim,))
-    sp_list = None if sp is None else sp.tolist()
-    # distances only involve the two masks: work in their joint bounding box (1 px margin, same borders)
-    both = p | t
-    box = tuple(slice(max(int(ix.min()) - 1, 0), int(ix.max()) + 2) for ix in np.nonzero(both))
-    p, t = p[box], t[box]
-    ps, ts = surface(p), surface(t)
-    d_pt = ndimage.distance_transform_edt(~ts, sampling=sp_list)[ps]
-    d_tp = ndimage.distance_transform_edt(~ps, sampling=sp_list)[ts]
-    return float(max(np.percentile(d_pt, percentile), np.percentile(d_tp, percentile)))
+
+def surface_dice(pred: np.ndarray, target: np.ndarray, *, tolerance: float = NSD_TOLERANCE,
+                 spacing: Sequence[float] | float | None = None) -> float:
+    """Normalised surface Dice at ``tolerance`` (pixels, or mm with ``spacing``); see the module docstring."""
+    return surface_scores(pred, target, spacing=spacing, tolerance=tolerance)["nsd"]
 
 
 def lesion_volume_ml(mask: np.ndarray, *, spacing_mm: float, slice_thickness_mm: float) -> float:
@@ -199,13 +223,14 @@ def bland_altman(pred: Sequence[float], truth: Sequence[float]) -> dict[str, flo
 def per_image_table(preds: Iterable[np.ndarray], targets: Iterable[np.ndarray], *,
                     spacing: Sequence[float] | float | None = None,
                     empty: EmptyConvention = EmptyConvention.ONE) -> pd.DataFrame:
-    """One row per image: counts, the :data:`SCORES`, ``hd95``, ``true_pixels`` and ``pred_pixels``."""
+    """One row per image: counts, the :data:`SCORES`, ``hd95``, ``nsd`` (+ ``nsd_hits``/``nsd_surface``),
+    ``true_pixels`` and ``pred_pixels``."""
     rows = []
     for p, t in zip(preds, targets):
         c = confusion_counts(p, t)
         row = {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn, "true_pixels": c.n_true, "pred_pixels": c.n_pred}
         row.update(scores_from_counts(c, empty=empty))
-        row["hd95"] = hausdorff95(p, t, spacing=spacing)
+        row.update(surface_scores(p, t, spacing=spacing))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -229,9 +254,10 @@ def _nanmean(values: Iterable[float]) -> float:
 def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None) -> dict[str, float]:
     """Flat metrics from a per-image table (:func:`per_image_table`) and an optional per-patient table.
 
-    ``table`` needs the count columns, the score columns and ``hd95``; ``patient_table`` the same computed
-    on 3D stacks (:func:`per_patient_table`). Keys: ``<score>_global``, ``<score>_per_image``,
-    ``<score>_per_patient``, ``hd95`` (mean over images with lesion where it is defined),
+    ``table`` needs the count columns, the score columns and ``hd95`` (``nsd`` columns optional); ``patient_table``
+    the same computed on 3D stacks (:func:`per_patient_table`). Keys: ``<score>_global``, ``<score>_per_image``,
+    ``<score>_per_patient``, ``nsd_global|_per_image|_per_patient`` (with ``nsd`` columns),
+    ``hd95`` (mean over images with lesion where it is defined),
     ``hd95_per_patient``, ``hd95_undefined`` (lesion images with an empty prediction), ``n_images``,
     ``n_images_with_lesion``, ``n_patients``, ``n_patients_with_lesion``.
     """
@@ -245,6 +271,9 @@ def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None)
         out[f"{name}_per_image"] = _nanmean(src[name])
     out["hd95"] = _nanmean(lesion["hd95"])
     out["hd95_undefined"] = int(lesion["hd95"].isna().sum())
+    if "nsd" in table:
+        out["nsd_global"] = _pooled_nsd(table[["nsd_hits", "nsd_surface"]].to_numpy(dtype=float))
+        out["nsd_per_image"] = _nanmean(lesion["nsd"])
     out["n_images"] = int(len(table))
     out["n_images_with_lesion"] = int(len(lesion))
     if patient_table is not None:
@@ -253,6 +282,8 @@ def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None)
             src = patient_table if name == "specificity" else pl
             out[f"{name}_per_patient"] = _nanmean(src[name])
         out["hd95_per_patient"] = _nanmean(pl["hd95"])
+        if "nsd" in patient_table:
+            out["nsd_per_patient"] = _nanmean(pl["nsd"])
         out["n_patients"] = int(len(patient_table))
         out["n_patients_with_lesion"] = int(len(pl))
     return out
@@ -268,8 +299,8 @@ def per_patient_table(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]
                       slice_index: Sequence[int], *, spacing_mm: Sequence[float] | None = None,
                       slice_thickness_mm: Sequence[float] | None = None,
                       empty: EmptyConvention = EmptyConvention.ONE) -> pd.DataFrame:
-    """One row per patient from 3D stacks: counts, scores, ``hd95`` (mm when spacing is known, else pixels
-    with slice step 1), and ``volume_pred_ml``/``volume_true_ml`` when spacing and thickness are known."""
+    """One row per patient from 3D stacks: counts, scores, ``hd95`` and ``nsd`` (mm when spacing is known, else
+    pixels with slice step 1), and ``volume_pred_ml``/``volume_true_ml`` when spacing and thickness are known."""
     pids = np.asarray([str(p) for p in patient_ids])
     sidx = np.asarray(slice_index)
     rows = []
@@ -284,7 +315,7 @@ def per_patient_table(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray]
                "true_pixels": c.n_true, "pred_pixels": c.n_pred}
         row.update(scores_from_counts(c, empty=empty))
         spacing3 = None if sp is None else (dz if dz is not None else 1.0, sp, sp)
-        row["hd95"] = hausdorff95(p3, t3, spacing=spacing3)
+        row.update(surface_scores(p3, t3, spacing=spacing3))
         if sp is not None and dz is not None:
             row["volume_pred_ml"] = lesion_volume_ml(p3, spacing_mm=sp, slice_thickness_mm=dz)
             row["volume_true_ml"] = lesion_volume_ml(t3, spacing_mm=sp, slice_thickness_mm=dz)
@@ -302,7 +333,14 @@ def _first_finite(values: Sequence[float] | None, idx: np.ndarray) -> float | No
     return None
 
 
-_TABLE_COLS: tuple[str, ...] = ("tp", "fp", "fn", "tn", "true_pixels") + SCORES + ("hd95",)
+_TABLE_COLS: tuple[str, ...] = ("tp", "fp", "fn", "tn", "true_pixels") + SCORES + ("hd95", "nsd", "nsd_hits",
+                                                                                  "nsd_surface")
+
+
+def _pooled_nsd(parts: np.ndarray) -> float:
+    """NSD over all images at once from (N, 2) rows of (hits, surface pixels); 1.0 when no image has a surface."""
+    total = float(parts[:, 1].sum())
+    return float(parts[:, 0].sum() / total) if total else 1.0
 
 
 def _global_fn(score: str):
@@ -346,6 +384,9 @@ def segmentation_report(table: pd.DataFrame, image_patient_ids: Sequence[str], *
     fns = {f"{s}_global": _global_fn(s) for s in SCORES}
     fns.update({f"{s}_per_image": _mean_fn(s, lesion_only=s != "specificity") for s in SCORES})
     fns["hd95"] = _mean_fn("hd95", lesion_only=True)
+    hits = _TABLE_COLS.index("nsd_hits")
+    fns["nsd_global"] = lambda y_, _p: _pooled_nsd(y_[:, hits:hits + 2])
+    fns["nsd_per_image"] = _mean_fn("nsd", lesion_only=True)
     for i, (key, fn) in enumerate(fns.items()):
         _, out[f"{key}_ci_low"], out[f"{key}_ci_high"] = patient_bootstrap_ci(fn, y, y, groups, n=n_boot,
                                                                                seed=seed + i)
@@ -354,6 +395,7 @@ def segmentation_report(table: pd.DataFrame, image_patient_ids: Sequence[str], *
         pg = patient_table["patient_id"].astype(str).to_numpy()
         pfns = {f"{s}_per_patient": _mean_fn(s, lesion_only=s != "specificity") for s in SCORES}
         pfns["hd95_per_patient"] = _mean_fn("hd95", lesion_only=True)
+        pfns["nsd_per_patient"] = _mean_fn("nsd", lesion_only=True)
         for i, (key, fn) in enumerate(pfns.items()):
             _, out[f"{key}_ci_low"], out[f"{key}_ci_high"] = patient_bootstrap_ci(
                 fn, yp, yp, pg, n=n_boot, seed=seed + 100 + i)

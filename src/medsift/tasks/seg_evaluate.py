@@ -32,6 +32,9 @@ CONVENTIONS = {
     "empty": "a ratio with a zero denominator (empty truth and empty prediction) counts as 1.0",
     "hd95": "95th percentile symmetric surface distance; mean over lesion images where the prediction is not "
             "empty (hd95_undefined counts the others); pixels unless every image has the same spacing (then mm)",
+    "nsd": "normalised surface Dice: share of both surfaces within 2 px (2 mm with spacing) of the other; "
+           "nsd_global pools all surface pixels, nsd_per_image/_per_patient average images/patients with lesion; "
+           "1 when both masks are empty, 0 when one is",
     "slice_classification": "a slice is predicted positive when its post-processed mask has >= min_lesion_pixels",
     "intervals": "95% percentile bootstrap over patients (medsift.metrics.bootstrap.patient_bootstrap_ci)",
 }
@@ -48,7 +51,7 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
                           out_dir=None, n_boot: int = 1000, seed: int = 0, export: bool = True) -> dict[str, float]:
     """Score post-processed predictions of a :class:`~medsift.tasks.segment.SegmentDataset`.
 
-    Keys: ``dice|iou|sensitivity|specificity|precision`` x ``_global|_per_image|_per_patient``, ``hd95``,
+    Keys: ``dice|iou|sensitivity|specificity|precision|nsd`` x ``_global|_per_image|_per_patient``, ``hd95``,
     ``hd95_per_patient``, ``hd95_undefined``, ``n_images``, ``n_images_with_lesion``, ``n_patients``,
     ``n_patients_with_lesion``, ``slice_*`` (accuracy, precision, recall, specificity, f1, auc, pr_auc, tp, fp,
     fn, tn), ``volume_bias_ml``/``volume_loa_low_ml``/``volume_loa_high_ml`` when volumes are known,
