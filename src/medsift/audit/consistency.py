@@ -51,8 +51,7 @@ def traced_masks(m: pd.DataFrame, f: pd.DataFrame, prev: np.ndarray, nxt: np.nda
     """
     source = m["source"].astype(str).to_numpy()
     patient = source + "/" + m["patient_id"].astype(str).to_numpy()
-    interior = pd.to_numeric(f["mask_interior"], errors="coerce").to_numpy(dtype=float) \
-        if "mask_interior" in f else np.full(len(m), np.nan)
+    interior = pd.to_numeric(f["mask_interior"], errors="coerce").to_numpy(dtype=float)
     sized = pd.to_numeric(f["mask_area"], errors="coerce").fillna(0).to_numpy() >= MIN_MASK_AREA
     line, region = sized & (interior < LINE_INTERIOR), sized & (interior >= LINE_INTERIOR)
     typical = {s: float(np.nanmedian(interior[(source == s) & sized])) if ((source == s) & sized).any() else 0.0
@@ -77,10 +76,11 @@ def check_label_consistency(ctx: AuditContext) -> CheckResult:
     """Flag labels that contradict each other or the image.
 
     Only where a source has both masks and boxes: ``box_without_mask`` (warning; the mask is empty although the
-    masks of both neighbouring slices overlap the box: the mask is missing in the middle of a lesion) and ``mask_without_box`` (warning),
-    ``box_mask_disagree`` (error; less than half of the mask lies inside its boxes grown by 25 % + 4 px;
-    score = 1 - covered fraction). Always: ``line_mask`` (warning; see :func:`traced_masks`), ``box_outside`` (error; a box leaves the image), ``degenerate_box``
-    (error; x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
+    masks of both neighbouring slices overlap the box: the mask is missing in the middle of a lesion),
+    ``mask_without_box`` (warning) and ``box_mask_disagree`` (error; less than half of the mask lies inside its
+    boxes grown by 25 % + 4 px; score = 1 - covered fraction). Always: ``line_mask`` (warning; see
+    :func:`traced_masks`), ``box_outside`` (error; a box leaves the image), ``degenerate_box`` (error;
+    x2 <= x1 or y2 <= y1), ``tiny_box`` (warning; a side < 2 px), ``tiny_mask`` (warning; 1..9 px),
     ``mask_not_binary`` and ``mask_size`` (warning), ``mask_unreadable`` (error).
     """
     m, f = ctx.manifest, ctx.features

@@ -3,8 +3,9 @@
 Per image: file facts (bytes sha256, sniffed content type, PIL mode, bit depth, size), intensity facts
 (min/max/mean/std in stored units, border and centre means after display scaling), four 64-bit
 perceptual hashes (imagehash aHash, dHash, pHash, wHash), a 64x64 uint8 thumbnail, a 64-bin histogram,
-and mask facts (area, bounding box, components, interior fraction, how much of it the boxes cover). Memory per image is ~4.5 kB, so
-an audit stays flat in the number of images: the full arrays are dropped as soon as features are taken.
+and mask facts (area, bounding box, components, interior fraction, how much of it the boxes cover). Memory per
+image is ~4.5 kB, so an audit stays flat in the number of images: the full arrays are dropped as soon as
+features are taken.
 
 PNG/JPEG files are decoded here with Pillow (integrity needs the raw mode and bit depth, which
 :func:`medsift.io.load_slice` normalises away); DICOM and NIfTI go through :mod:`medsift.io`.

@@ -254,10 +254,10 @@ def _nanmean(values: Iterable[float]) -> float:
 def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None) -> dict[str, float]:
     """Flat metrics from a per-image table (:func:`per_image_table`) and an optional per-patient table.
 
-    ``table`` needs the count columns, the score columns and ``hd95`` (``nsd`` columns optional); ``patient_table``
-    the same computed on 3D stacks (:func:`per_patient_table`). Keys: ``<score>_global``, ``<score>_per_image``,
-    ``<score>_per_patient``, ``nsd_global|_per_image|_per_patient`` (with ``nsd`` columns),
-    ``hd95`` (mean over images with lesion where it is defined),
+    ``table`` needs the count columns, the score columns, ``hd95`` and the ``nsd`` columns; ``patient_table`` the
+    same computed on 3D stacks (:func:`per_patient_table`). Keys: ``<score>_global``, ``<score>_per_image``,
+    ``<score>_per_patient``, ``nsd_global|_per_image|_per_patient``, ``hd95`` (mean over images with lesion where
+    it is defined),
     ``hd95_per_patient``, ``hd95_undefined`` (lesion images with an empty prediction), ``n_images``,
     ``n_images_with_lesion``, ``n_patients``, ``n_patients_with_lesion``.
     """
@@ -271,9 +271,8 @@ def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None)
         out[f"{name}_per_image"] = _nanmean(src[name])
     out["hd95"] = _nanmean(lesion["hd95"])
     out["hd95_undefined"] = int(lesion["hd95"].isna().sum())
-    if "nsd" in table:
-        out["nsd_global"] = _pooled_nsd(table[["nsd_hits", "nsd_surface"]].to_numpy(dtype=float))
-        out["nsd_per_image"] = _nanmean(lesion["nsd"])
+    out["nsd_global"] = _pooled_nsd(table[["nsd_hits", "nsd_surface"]].to_numpy(dtype=float))
+    out["nsd_per_image"] = _nanmean(lesion["nsd"])
     out["n_images"] = int(len(table))
     out["n_images_with_lesion"] = int(len(lesion))
     if patient_table is not None:
@@ -282,8 +281,7 @@ def summarize(table: pd.DataFrame, *, patient_table: pd.DataFrame | None = None)
             src = patient_table if name == "specificity" else pl
             out[f"{name}_per_patient"] = _nanmean(src[name])
         out["hd95_per_patient"] = _nanmean(pl["hd95"])
-        if "nsd" in patient_table:
-            out["nsd_per_patient"] = _nanmean(pl["nsd"])
+        out["nsd_per_patient"] = _nanmean(pl["nsd"])
         out["n_patients"] = int(len(patient_table))
         out["n_patients_with_lesion"] = int(len(pl))
     return out
