@@ -106,7 +106,7 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
               "--set", "preprocess.size=256", "--set", "segment.crop=96", "--set", "preprocess.context=1",
               "--set", "sampler=balanced", "--set", "batch_size=8", "--set", "lr=0.003", "--set", "patience=0",
               "--set", "num_workers=0", "--set", "bootstrap=200")),
-        Step("Evaluate segmentation: Dice/IoU/HD95 global, per image and per patient; volumes; overlays",
+        Step("Evaluate segmentation: Dice/IoU/HD95/NSD global, per image and per patient; volumes; overlays",
              ("evaluate", str(runs / "segment"), "--workspace", str(ws), "--split", "test")),
         Step("Train task 2: box detection (CenterNet-style heatmap head, the fastest design on CPU)",
              ("train", str(ws), "--task", "detect", "--out", str(runs / "detect"), "--epochs", "25",
