@@ -179,8 +179,10 @@ def _mask_facts(row: Mapping[str, Any], shape: tuple[int, int] | None) -> dict:
         out["mask_bbox"] = [int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1]
         from scipy import ndimage
 
+        from medsift.metrics.segmentation import surface
+
         out["mask_components"] = int(ndimage.label(m)[1])
-        out["mask_interior"] = float(ndimage.binary_erosion(m).sum() / m.sum())
+        out["mask_interior"] = 1.0 - float(surface(m).sum() / m.sum())  # the edge HD95 and NSD use
         boxes = row.get("boxes")
         if boxes is not None and len(boxes):
             cover = np.zeros_like(m)

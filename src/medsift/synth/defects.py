@@ -298,10 +298,9 @@ def apply_defect(plan: DefectPlan, root: Path, truth: dict[str, dict[str, Any]],
                                                      f"<filename>{plan.related_id}.png<".encode()))
             detail = f"<filename> in {ann.name} names {plan.related_id}.png"
     elif kind == DefectKind.LINE_MASK:
-        from scipy import ndimage
+        from medsift.metrics.segmentation import surface
 
-        region = _read_gray(mask) > 0
-        mask.write_bytes(png_bytes(np.where(region & ~ndimage.binary_erosion(region), 255, 0).astype(np.uint8)))
+        mask.write_bytes(png_bytes(surface(_read_gray(mask) > 0).astype(np.uint8) * 255))
         detail = "edema mask replaced by its 1-px outline"
     elif kind == DefectKind.BOX_MASK_DISAGREEMENT:
         boxes = [list(b) for b in truth[plan.image_id]["boxes"]]
