@@ -174,8 +174,13 @@ def read_dicom_hu(path: str | Path, *, hu: bool = True) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise FormatError(f"{path}: cannot read ({exc})") from None
-    ds = parse_dicom(data, path)
-    stored = _stored(ds, path)
+    return dicom_pixels(data, path, hu=hu)
+
+
+def dicom_pixels(data: bytes, path: str | Path, *, hu: bool = True) -> np.ndarray:
+    """Decode DICOM bytes as float32 (H, W): HU when ``hu`` (RescaleSlope/Intercept), else the stored values."""
+    ds = parse_dicom(data, Path(path))
+    stored = _stored(ds, Path(path))
     if not hu:
         return stored.astype(np.float32)
     info = dicom_info(ds)

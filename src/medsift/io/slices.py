@@ -56,14 +56,9 @@ def _decode_2d(path: str | Path, data: bytes, *, hu: bool) -> np.ndarray:
     if fmt in RASTER_FORMATS:
         return decode_gray(data, path)
     if fmt == "dicom":
-        from medsift.io.dicom import _stored, dicom_info, parse_dicom, to_hu
+        from medsift.io.dicom import dicom_pixels
 
-        ds = parse_dicom(data, path)
-        stored = _stored(ds, path)
-        if not hu:
-            return stored.astype(np.float32)
-        info = dicom_info(ds)
-        return to_hu(stored, slope=info.slope, intercept=info.intercept)
+        return dicom_pixels(data, path, hu=hu)
     if fmt == "nifti":
         from medsift.io.nifti import nifti_slice
 
