@@ -32,3 +32,9 @@ def test_comma_separated_labels_are_split():
 def test_bad_loss_names_choices():
     with pytest.raises(ConfigError, match="focal"):
         TrainConfig(loss="hinge")
+
+
+def test_exponent_without_a_dot_is_a_number():
+    cfg = apply_overrides(TrainConfig(), ["lr=1e-5", "weight_decay=5E-4", "model.arch=resnet18"])
+    assert cfg.lr == pytest.approx(1e-5) and cfg.weight_decay == pytest.approx(5e-4)
+    assert cfg.model.arch == "resnet18"  # other strings stay strings
