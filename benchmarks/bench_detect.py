@@ -32,14 +32,14 @@ SIZE = 128
 
 def design_config(design: str, *, size: int = SIZE, minutes: float = MINUTES, epochs: int = 6,
                   steps_per_epoch: int | None = None):
-    """The TrainConfig of one design (``centernet``, ``seg2box``, ``fcos``, ``retinanet``, ``fasterrcnn``)."""
-    from medsift.engine.config import ModelConfig, TrainConfig
+    """The TrainConfig of one design (``centernet``, ``seg2box``, ``fcos``, ``retinanet``, ``fasterrcnn``): the
+    recipe ``ct-detect`` (what `medsift train WS --config ct-detect` runs) with this benchmark's design, size,
+    epochs and budget, on 1 CPU thread."""
+    from medsift.engine.config import apply_overrides, load_config
 
-    return TrainConfig(task="detect", epochs=epochs, batch_size=16, lr=2e-3, amp=False, device="cpu", threads=1,
-                       num_workers=1, augment="light", early_stop_metric="map50", patience=0, bootstrap=1000,
-                       max_minutes=minutes, max_steps_per_epoch=steps_per_epoch, sampler="balanced",
-                       model=ModelConfig(arch=design, width=16),
-                       preprocess={"size": size, "windows": ["brain"], "context": 0})
+    return apply_overrides(load_config("ct-detect"), [
+        f"model.arch={design}", f"preprocess.size={size}", f"epochs={epochs}", f"max_minutes={minutes}",
+        f"max_steps_per_epoch={'null' if steps_per_epoch is None else steps_per_epoch}", "device=cpu", "threads=1"])
 
 
 def prepare_workspace(path: Path | None) -> Path:

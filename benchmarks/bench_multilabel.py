@@ -30,14 +30,18 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "data" / "rsna-ich-subtypes"
 SUBTYPES = ("ivh", "iph", "sah", "edh", "sdh")
-RSNA_OVERRIDES = [
-    "model.arch=resnet_small", "model.width=32", "preprocess.size=192", "batch_size=32", "lr=0.002",
-    "augment=default", "loss=bce", "epochs=60", "threads=2", "num_workers=0", "early_stop_metric=macro_auc",
-    "patience=0", "bootstrap=1000",
-    # RSNA's PNGs come in many display windows: one brain window again. 28 min, 1 thread: subtype macro AUC
-    # 0.712 -> 0.728, any 0.800 -> 0.821
-    "preprocess.rewindow_8bit=true",
-]
+RSNA_RECIPE = "ct-multilabel"  # src/medsift/engine/recipes/: `medsift train WS --config ct-multilabel`
+# benchmark-only settings over the recipe, then the --set items. The recipe's rewindow_8bit (RSNA's PNGs come in
+# many display windows: one brain window again), 28 min, 1 thread: subtype macro AUC 0.712 -> 0.728, any 0.800 -> 0.821
+RSNA_OVERRIDES = ["threads=2"]
+
+
+def rsna_config(minutes: float):
+    """The RSNA benchmark's config: the recipe, the benchmark's overrides, six labels, a ``minutes`` budget."""
+    from medsift.engine.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(RSNA_RECIPE), RSNA_OVERRIDES + [f"labels=[hemorrhage,{','.join(SUBTYPES)}]",
+                                                                        f"max_minutes={minutes}"])
 # phantoms are free: enough patients that EDH/SDH/SAH are not learnt from a handful. 160 patients, 200 epochs
 # (37 min): macro F1 0.892, the training set memorised; 320 patients, 100 epochs (37 min): 0.915
 PHANTOM_PATIENTS = 320
@@ -99,7 +103,6 @@ def phantoms(root: Path) -> dict:
 
 
 def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) -> dict:
-    from medsift.engine.config import TrainConfig, apply_overrides
     from medsift.engine.runner import evaluate_run, train_run
 
     sys.path.insert(0, str(HERE))
@@ -108,8 +111,7 @@ def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) 
     ws = make_workspace(Path(workspace) if workspace else root / "ws-rsna", DATA / "images", layout="folder",
                         labels=str(DATA / "labels.csv"))
     run_dir = Path(out) if out else root / "run-rsna"
-    config = apply_overrides(TrainConfig(task="multilabel"),
-                             RSNA_OVERRIDES + [f"labels=[hemorrhage,{','.join(SUBTYPES)}]", f"max_minutes={minutes}"])
+    config = rsna_config(minutes)
     load_before = _sys_load()
     meta = train_run(ws, run_dir, config, show_progress=False)
     metrics, eval_dir = evaluate_run(run_dir, ws, split="test", gradcam=0)
@@ -150,7 +152,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
                      "target": "<= 30", "runs": [r["meta"]["train_seconds"] / 60]})
         notes.append(f"RSNA: {int(m['n_images'])} test slices / {int(m['n_patients'])} patients; epochs "
                      f"{r['meta']['epochs_run']} (best {r['meta']['best_epoch']}), stop: {r['meta']['stop_reason']}; "
-                     f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; config {' '.join(RSNA_OVERRIDES)}; "
+                     f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; config --config {RSNA_RECIPE} {' '.join(RSNA_OVERRIDES)}; "
                      f"outputs {r['eval_dir']}")
     return {"title": "Task 4 multi-label subtypes (phantoms; RSNA subtype slices, unseen patients)",
             "command": f"python benchmarks/bench_multilabel.py --minutes {minutes}", "data": str(DATA),

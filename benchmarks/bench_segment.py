@@ -39,8 +39,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "phe-sic
 MINUTES = 90.0
 MODEL = "unet_tiny"  # 13 ms per 512-px slice on 2 threads; MONAI unet (--model unet) did no better in 85 min
 CROP = 160
-SAMPLES_PER_EPOCH = 4000  # crops between validations (a whole-slice pass over the val patients)
-BATCH = 8
+RECIPE = "ct-segment"  # src/medsift/engine/recipes/: batch 8, 4000 crops between validations, EMA 0.998...
 HEMA_LIMIT = 100  # real slices (with edema mask and boxes, manifest order) for the hematoma agreement
 THREADS = 2
 EXTRA: list[str] = []  # --set KEY=VALUE overrides of the training config
@@ -134,9 +133,17 @@ def hematoma_on_real(df) -> dict[str, float]:
             "median_hematoma_px": float(np.median(hema_px)) if hema_px else float("nan")}
 
 
+def segment_config(minutes: float, threads: int = THREADS):
+    """The recipe ``ct-segment`` (what `medsift train WS --config ct-segment` runs) with this benchmark's
+    ``--model``, ``--crop``, threads, budget and ``--set`` items."""
+    from medsift.engine.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(RECIPE), [f"model.arch={MODEL}", f"segment.crop={CROP}", f"threads={threads}",
+                                                 f"max_minutes={minutes}", *EXTRA])
+
+
 def real_run(*, minutes: float, workspace: Path | None, root: Path, threads: int = THREADS) -> dict[str, float]:
     """Ingest, split, train with a wall-clock budget, evaluate on the test patients; returns metrics + timings."""
-    from medsift.engine.config import ModelConfig, TrainConfig
     from medsift.engine.runner import evaluate_run, train_run
     from medsift.ingest import ingest
     from medsift.split import assign_splits
@@ -156,16 +163,8 @@ def real_run(*, minutes: float, workspace: Path | None, root: Path, threads: int
     df = ws.read()
     if "split" not in df.columns or df["split"].isna().all():
         ws.write(assign_splits(df, test=0.2, val=0.1, folds=0, seed=0), reason="bench_segment split")
-    cfg = TrainConfig(task="segment", epochs=1000, batch_size=BATCH, lr=3e-3, amp=False, num_workers=0,
-                      threads=threads, max_minutes=minutes, samples_per_epoch=SAMPLES_PER_EPOCH,
-                      early_stop_metric="dice_global", patience=0, sampler="balanced", scheduler="onecycle",
-                      bootstrap=300, model=ModelConfig(arch=MODEL), loss="bce", segment={"crop": CROP},
-                      ema_decay=0.998,  # validate a moving average of the weights (about one epoch of 500 steps)
-                      preprocess={"size": 512, "windows": ["brain"], "context": 1})
-    if EXTRA:
-        from medsift.engine.config import apply_overrides
-
-        cfg = apply_overrides(cfg, EXTRA)
+    cfg = segment_config(minutes, threads)
+    timings["batch_size"], timings["samples_per_epoch"] = float(cfg.batch_size), float(cfg.samples_per_epoch)
     run = root / "run"
     t0 = time.perf_counter()
     if MEMBERS > 1:
@@ -252,7 +251,7 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                                                       else "")
             rows.append({"metric": label, "value": float(value) if value is not None else float("nan"),
                          "unit": "px" if key == "hd95" else "", "target": target, "runs": []})
-        rows.append({"metric": f"training throughput ({MODEL}, {CROP}-px crops of 512-px slices, batch {BATCH}, "
+        rows.append({"metric": f"training throughput ({MODEL}, {CROP}-px crops of 512-px slices, batch {m['batch_size']:.0f}, "
                                f"{threads} thread(s))", "value": m["crops_per_s"],
                      "unit": "crops/s", "target": "-", "runs": []})
         rows.append({"metric": f"real: hematoma from rim vs from boxes, Dice global ({m['hema_n_slices']} slices)",
@@ -261,7 +260,7 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                      f"{m['hema_median_hematoma_px']:.0f} px")
         notes.append(f"run folder with overlays: {m['eval_dir']}")
         notes.append(f"trained {m['train_loop_s'] / 60:.1f} min on {threads} thread(s) (budget {minutes} min, "
-                     f"{int(m['epochs'])} epochs of {SAMPLES_PER_EPOCH} crops, lr 3e-3 warm-up + cosine over the "
+                     f"{int(m['epochs'])} epochs of {m['samples_per_epoch']:.0f} crops, lr 3e-3 warm-up + cosine over the "
                      f"budget; crops flipped, rotated +-15 deg, zoomed 0.87-1.15, gamma), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
                      f"{m['n_patients']} patients; evaluation {m['eval_s']:.0f} s")
     lat = latency_ms(repeats=repeats, model_name=MODEL)

@@ -94,3 +94,44 @@ def test_torchrun_ddp_on_cpu_trains_with_one_writer(phantom_ws, trained_run):
     result = CliRunner().invoke(app, ["evaluate", str(run), "--workspace", str(ws), "--split", "test"])
     assert result.exit_code == 0, result.output
     assert 0.0 <= json.loads((run / "eval" / "ws-test" / "metrics.json").read_text())["auc"] <= 1.0
+
+
+def test_train_takes_task_from_a_recipe_and_set_items_win(phantom_ws, monkeypatch):
+    import medsift.engine.runner as runner
+
+    seen = []
+    monkeypatch.setattr(runner, "train_run", lambda ws, out, cfg, **kw: seen.append(cfg) or {})
+    _, ws = phantom_ws
+    result = CliRunner().invoke(app, ["train", str(ws), "--config", "ct-segment", "--out", "unused",
+                                      "--max-minutes", "5", "--set", "segment.crop=96"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["train", str(ws), "--config", "ct-segment", "--task", "classify",
+                                      "--out", "unused"])
+    assert result.exit_code == 0, result.output
+    recipe, explicit = seen
+    assert (recipe.task, recipe.model.arch, recipe.segment["crop"], recipe.max_minutes) == ("segment", "unet_tiny", 96, 5.0)
+    assert explicit.task == "classify"  # an explicit --task still wins over the recipe's
+
+
+def test_pretrain_then_finetune_starts_from_the_encoder(phantom_ws):
+    import torch
+
+    root, ws = phantom_ws
+    sim, tuned, scratch = root / "simclr", root / "from-simclr", root / "from-scratch"
+    result = CliRunner().invoke(app, ["pretrain", str(ws), "--out", str(sim), "--epochs", "1", *TINY])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((sim / "model.json").read_text())
+    assert meta["task"] == "simclr" and meta["config"]["augment"] == "none"  # --set wins over the verb's "strong"
+    assert "model.pretrained=" in result.output
+    for out, extra in ((tuned, ["--set", f"model.pretrained={sim / 'best.pt'}"]), (scratch, [])):
+        result = CliRunner().invoke(app, ["train", str(ws), "--task", "classify", "--out", str(out), "--epochs", "1",
+                                          *TINY, "--set", "lr=1e-5", *extra])
+        assert result.exit_code == 0, result.output
+
+    def stem(path):
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+        key = next(k for k in state if k.endswith("weight") and state[k].ndim == 4)
+        return state[key].float()
+
+    encoder = stem(sim / "best.pt")
+    assert (stem(tuned / "best.pt") - encoder).abs().mean() < 0.1 * (stem(scratch / "best.pt") - encoder).abs().mean()

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     def pretrain(
         workspace: Path = typer.Argument(..., help="Workspace folder (labels not needed; test rows are skipped)."),
         out: Path = typer.Option(..., help="Run folder; RUN/best.pt holds the encoder weights."),
-        config: Optional[Path] = typer.Option(None, help="YAML config file (keys of TrainConfig)."),
+        config: Optional[str] = typer.Option(None, help="YAML config file (keys of TrainConfig) or a built-in "
+                                                        "recipe whose model and preprocessing to pretrain, e.g. "
+                                                        "ct-classify."),
         max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes."),
         epochs: Optional[int] = typer.Option(None, help="Epochs."),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
@@ -26,10 +28,11 @@ def register(app: typer.Typer) -> None:
 
         from medsift.engine.config import config_from_cli, load_config
         from medsift.engine.runner import train_run
+        from medsift.tasks.simclr import PRETRAIN_OVERRIDES
 
         console = Console()
-        cfg = config_from_cli(load_config(config), ["task=simclr", "early_stop_metric=loss", "labels=[none]"],
-                              max_minutes=max_minutes, epochs=epochs, device=device, sets=set_)
+        cfg = config_from_cli(load_config(config), PRETRAIN_OVERRIDES, max_minutes=max_minutes, epochs=epochs,
+                              device=device, sets=set_)
         meta = train_run(workspace, out, cfg, resume=resume, log=console.print)
         if meta:
             console.print(f"[green]pretrained[/] encoder: {out / 'best.pt'} (val {meta['val']}); use "

@@ -7,14 +7,20 @@ from typing import List, Optional
 
 import typer
 
+from medsift.engine.config import recipe_names
+
+RECIPES_HELP = ", ".join(recipe_names())
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         workspace: Path = typer.Argument(..., help="Workspace folder (split with `medsift split` first)."),
-        task: str = typer.Option("classify", help="Task: classify | multilabel | segment | detect."),
+        task: Optional[str] = typer.Option(None, help="Task: classify | multilabel | segment | detect "
+                                                       "(default: the config's task, else classify)."),
         out: Path = typer.Option(..., help="Run folder for model, config, curves and logs."),
-        config: Optional[Path] = typer.Option(None, help="YAML config file (keys of TrainConfig)."),
+        config: Optional[str] = typer.Option(None, help="YAML config file (keys of TrainConfig) or a built-in "
+                                                        f"recipe (the benchmarked configs): {RECIPES_HELP}."),
         labels: Optional[str] = typer.Option(None, help="Comma-separated labels (label_<name> columns); "
                                                          "multilabel default ivh,iph,sah,edh,sdh."),
         max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget of training in minutes."),
@@ -33,10 +39,10 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         cfg = load_config(config)
-        overrides = [f"task={task}"]
+        overrides = [f"task={task}"] if task else []
         if labels:
             overrides.append(f"labels=[{labels}]")
-        elif task == "multilabel" and cfg.labels == ("hemorrhage",):
+        elif (task or cfg.task) == "multilabel" and cfg.labels == ("hemorrhage",):
             overrides.append(f"labels=[{','.join(SUBTYPES)}]")
         cfg = config_from_cli(cfg, overrides, max_minutes=max_minutes, epochs=epochs, device=device, sets=set_)
         meta = train_run(workspace, out, cfg, resume=resume, log=console.print)

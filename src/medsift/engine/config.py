@@ -242,9 +242,26 @@ def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfi
     return TrainConfig.from_dict(data)
 
 
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+def recipe_names() -> list[str]:
+    """Names of the built-in recipes: the configs the benchmarks measured (``ct-classify``, ``ct-segment``...)."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
 def load_config(path: str | Path | None) -> "TrainConfig":
-    """The YAML config at ``path``, or the defaults when None."""
-    return TrainConfig.from_yaml(path) if path else TrainConfig()
+    """The YAML config at ``path``, a built-in recipe by name (see :func:`recipe_names`), or the defaults when None.
+
+    A file that exists wins over a recipe of the same name.
+    """
+    if not path:
+        return TrainConfig()
+    if not Path(path).is_file() and str(path) in recipe_names():
+        return TrainConfig.from_yaml(RECIPES_DIR / f"{path}.yaml")
+    if not Path(path).is_file():
+        raise ConfigError(f"config {path} is neither a file nor a built-in recipe; recipes: {', '.join(recipe_names())}")
+    return TrainConfig.from_yaml(path)
 
 
 def config_from_cli(cfg: "TrainConfig", overrides: Sequence[str], *, max_minutes: float | None = None,

@@ -18,6 +18,8 @@ from medsift.tasks.base import Task
 
 TEMPERATURE = 0.2
 PROJECTION_DIM = 128
+#: what `medsift pretrain` sets over the user's config (``--set`` still wins): contrastive views need strong changes
+PRETRAIN_OVERRIDES = ("task=simclr", "early_stop_metric=loss", "labels=[none]", "augment=strong")
 
 
 def nt_xent(z, temperature: float = TEMPERATURE):
