@@ -135,3 +135,17 @@ def test_pretrain_then_finetune_starts_from_the_encoder(phantom_ws):
 
     encoder = stem(sim / "best.pt")
     assert (stem(tuned / "best.pt") - encoder).abs().mean() < 0.1 * (stem(scratch / "best.pt") - encoder).abs().mean()
+
+
+def test_train_on_an_unsplit_workspace_fails_before_caching(phantom_ws, tmp_path):
+    from medsift.ingest import ingest
+
+    root, _ = phantom_ws
+    ws = tmp_path / "unsplit"
+    ingest(root / "src" / "folder", layout="folder", workspace=ws, labels=root / "src" / "folder" / "labels.csv",
+           n_jobs=1)
+    result = CliRunner().invoke(app, ["train", str(ws), "--task", "classify", "--out", str(tmp_path / "run"),
+                                      "--epochs", "1", *TINY])
+    assert result.exit_code != 0 and "medsift split" in str(result.exception)
+    assert not (ws / "cache").exists() or not any((ws / "cache").iterdir())
+    assert not (tmp_path / "run").exists()

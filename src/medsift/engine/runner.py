@@ -73,6 +73,10 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
     ws = Workspace.at(workspace)
     df = active(ws.read())
     task = TASKS.get(config.task)(config)
+    if task.needs_split:
+        from medsift.tasks.base import require_split
+
+        require_split(df)  # before minutes of slice caching, not after
     if not dist.is_main:
         barrier(dist)
     cache = cache_for(ws, df, config, progress=show_progress is not False and dist.is_main)

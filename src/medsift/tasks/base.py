@@ -31,6 +31,8 @@ class Task(ABC):
     name: ClassVar[str] = ""
     #: validation metric that selects the best epoch when ``early_stop_metric: auto``
     headline_metric: ClassVar[str] = "auc"
+    #: trains on the manifest's train/val split (checked before any slice is cached)
+    needs_split: ClassVar[bool] = True
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -46,8 +48,7 @@ class Task(ABC):
         Raises:
             ConfigError: the manifest is not split, or holds no training rows.
         """
-        if "split" not in df.columns or df["split"].isna().all():
-            raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
+        require_split(df)
         out = {}
         for split in ("train", "val", "test"):
             part = df[df["split"] == split]
@@ -252,6 +253,12 @@ class LabelTask(Task):
         y, p, _, _ = self.aligned(predictions, dataset)
         return {"thresholds": self.thresholds(y, p), "threshold_rule": self.config.threshold_rule,
                 "target_sensitivity": self.config.target_sensitivity}
+
+
+def require_split(df) -> None:
+    """Raise a :class:`ConfigError` telling what to run when ``df`` has no train/val/test split."""
+    if "split" not in df.columns or df["split"].isna().all():
+        raise ConfigError("the manifest has no split column values; run `medsift split WS` first")
 
 
 def finite_or_nan(value: float) -> float:

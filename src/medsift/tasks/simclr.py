@@ -56,6 +56,7 @@ class SimCLRTask(Task):
     """Contrastive pretraining as a task of the one engine (checkpoints, resume, history come for free)."""
 
     name = "simclr"
+    needs_split = False  # an unsplit workspace is split 90/10 at random: no labels, so no leakage to fear
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
