@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, help="Continue from RUN/last.pt."),
         set_: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
     ) -> None:
-        """Train the encoder to match two augmented views of each slice; use it with
-        `medsift train ... --set model.pretrained=RUN/best.pt` (same arch, channels)."""
+        """Train the encoder to match two augmented views of each slice (strong augmentation unless
+        --set augment=...); use it with `medsift train ... --set model.pretrained=RUN/best.pt` (same arch, channels)."""
         from rich.console import Console
 
         from medsift.engine.config import config_from_cli, load_config

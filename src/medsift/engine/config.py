@@ -257,11 +257,11 @@ def load_config(path: str | Path | None) -> "TrainConfig":
     """
     if not path:
         return TrainConfig()
-    if not Path(path).is_file() and str(path) in recipe_names():
+    if Path(path).is_file():
+        return TrainConfig.from_yaml(path)
+    if str(path) in recipe_names():
         return TrainConfig.from_yaml(RECIPES_DIR / f"{path}.yaml")
-    if not Path(path).is_file():
-        raise ConfigError(f"config {path} is neither a file nor a built-in recipe; recipes: {', '.join(recipe_names())}")
-    return TrainConfig.from_yaml(path)
+    raise ConfigError(f"config {path} is neither a file nor a built-in recipe; recipes: {', '.join(recipe_names())}")
 
 
 def config_from_cli(cfg: "TrainConfig", overrides: Sequence[str], *, max_minutes: float | None = None,
