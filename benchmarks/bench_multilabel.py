@@ -102,14 +102,14 @@ def phantoms(root: Path) -> dict:
     return {"metrics": metrics, "seconds": seconds, "labels": labels}
 
 
-def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) -> dict:
+def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float, split_seed: int = 0) -> dict:
     from medsift.engine.runner import evaluate_run, train_run
 
     sys.path.insert(0, str(HERE))
     from bench_classify import make_workspace
 
     ws = make_workspace(Path(workspace) if workspace else root / "ws-rsna", DATA / "images", layout="folder",
-                        labels=str(DATA / "labels.csv"))
+                        labels=str(DATA / "labels.csv"), seed=split_seed)
     run_dir = Path(out) if out else root / "run-rsna"
     config = rsna_config(minutes)
     load_before = _sys_load()
@@ -121,7 +121,7 @@ def rsna(root: Path, *, workspace: str | None, out: str | None, minutes: float) 
 
 
 def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = None, minutes: float = 25.0,
-        parts: tuple[str, ...] = ("phantoms", "rsna")) -> dict:
+        parts: tuple[str, ...] = ("phantoms", "rsna"), split_seed: int = 0) -> dict:
     root = Path(tempfile.mkdtemp(prefix="medsift-bench-multilabel-"))
     rows, notes = [], []
     if "phantoms" in parts:
@@ -135,7 +135,7 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
                      f"{int(m['n_patients'])} patients, trained {ph['seconds'] / 60:.1f} min, config "
                      f"{' '.join(PHANTOM_OVERRIDES)}")
     if "rsna" in parts and DATA.is_dir():
-        r = rsna(root, workspace=workspace, out=out, minutes=minutes)
+        r = rsna(root, workspace=workspace, out=out, minutes=minutes, split_seed=split_seed)
         m, mac = r["metrics"], r["macro"]
         rows.append({"metric": f"RSNA test macro AUC, 5 subtypes (95% CI {mac['macro_auc_subtypes_ci_low']:.3f}-"
                                f"{mac['macro_auc_subtypes_ci_high']:.3f})",
@@ -175,6 +175,8 @@ def main() -> None:
                         help="phantom patients generated (train/val/test 55/20/25%% of them)")
     parser.add_argument("--phantom-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the phantom training config (repeatable), e.g. preprocess.size=192")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the RSNA patient split (another seed = other test patients; headline: 0)")
     args = parser.parse_args()
     PHANTOM_SIZE = args.phantom_size
     PHANTOM_PATIENTS = args.phantom_patients
@@ -184,11 +186,12 @@ def main() -> None:
     RSNA_OVERRIDES += args.set
     t0 = time.perf_counter()
     parts = ("phantoms",) if args.phantoms_only else ("rsna",) if args.rsna_only else ("phantoms", "rsna")
-    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, parts=parts)
+    result = run(workspace=args.workspace, out=args.out, minutes=args.minutes, parts=parts, split_seed=args.split_seed)
     result["command"] += f" --threads {args.threads}" + (f" --phantom-size {PHANTOM_SIZE}" if PHANTOM_SIZE != 128 else "") + \
         (f" --phantom-patients {PHANTOM_PATIENTS}" if PHANTOM_PATIENTS != 320 else "")
     result["command"] += "".join(f" --phantom-set {o}" for o in args.phantom_set)
-    result["command"] += "".join(f" --set {o}" for o in args.set)
+    result["command"] += "".join(f" --set {o}" for o in args.set) + (
+        f" --split-seed {args.split_seed}" if args.split_seed else "")
     sys.path.insert(0, str(HERE))
     from run import RESULTS, save_result  # benchmarks/run.py
 
