@@ -8,9 +8,9 @@ Usage::
 Steps: ingest PHE-SICH into a workspace (or reuse ``--workspace``), patient-level split (test 25%, val 15% of
 patients, seed 0), train ``medsift train --task classify`` on CPU within ``--minutes`` (training + per-epoch
 validation), then ``medsift evaluate --split test`` (patient-bootstrap 95% CIs, 1000 resamples).
-Model (recipe ``ct-classify``): MONAI ResNet-18 layout at base width 32 (``resnet_small``), 192 px, 2.5D context (the slice and its two
-neighbours as 3 channels), default augmentation applied to whole batches, plain BCE (calibrated scores), LR
-warm-up + cosine annealed within the time budget, threshold = max F1 on validation.
+Model (recipe ``ct-classify``): MONAI ResNet-18 layout at base width 32 (``resnet_small``), 192 px, 2.5D context
+(the slice and its two neighbours as 3 channels), default augmentation applied to whole batches, plain BCE
+(calibrated scores), LR warm-up + cosine annealed within the time budget, threshold = max F1 on validation.
 
 Data loading: mean step time (forward + backward + update, batch 32) with batches from the real DataLoader
 (uint8 memmap -> batch augmentation in the collate, no worker process) vs the same steps on a batch pre-loaded
@@ -154,7 +154,8 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
              f"{train_wall / 60:.1f} min; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
              f"(shared 2-core machine); "
              + (f"SimCLR pretraining {pre_s / 60:.1f} min on the train patients' slices (augment=strong), then "
-                f"fine-tuned from it; " if pre_s else "") + f"config: --config {RECIPE} {' '.join(OVERRIDES)}; outputs {eval_dir}")
+                f"fine-tuned from it; " if pre_s else "")
+             + f"config: --config {RECIPE} {' '.join(OVERRIDES)}; outputs {eval_dir}")
     return {"title": "Task 1 classify: hemorrhage slice vs none (PHE-SICH, unseen patients)",
             "command": f"python benchmarks/bench_classify.py --minutes {minutes} --threads {config.threads}"
                        + (f" --split-seed {split_seed}" if split_seed else "")

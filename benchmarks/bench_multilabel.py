@@ -30,10 +30,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "data" / "rsna-ich-subtypes"
 SUBTYPES = ("ivh", "iph", "sah", "edh", "sdh")
-RSNA_RECIPE = "ct-multilabel"  # src/medsift/engine/recipes/: `medsift train WS --config ct-multilabel`
-# benchmark-only settings over the recipe, then the --set items. The recipe's rewindow_8bit (RSNA's PNGs come in
+# src/medsift/engine/recipes/: `medsift train WS --config ct-multilabel`. Its rewindow_8bit (RSNA's PNGs come in
 # many display windows: one brain window again), 28 min, 1 thread: subtype macro AUC 0.712 -> 0.728, any 0.800 -> 0.821
-RSNA_OVERRIDES = ["threads=2"]
+RSNA_RECIPE = "ct-multilabel"
+RSNA_OVERRIDES = ["threads=2"]  # benchmark-only settings over the recipe, then the --set items
 
 
 def rsna_config(minutes: float):
@@ -152,7 +152,8 @@ def run(*, repeats: int = 1, workspace: str | None = None, out: str | None = Non
                      "target": "<= 30", "runs": [r["meta"]["train_seconds"] / 60]})
         notes.append(f"RSNA: {int(m['n_images'])} test slices / {int(m['n_patients'])} patients; epochs "
                      f"{r['meta']['epochs_run']} (best {r['meta']['best_epoch']}), stop: {r['meta']['stop_reason']}; "
-                     f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; config --config {RSNA_RECIPE} {' '.join(RSNA_OVERRIDES)}; "
+                     f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f}; "
+                     f"config --config {RSNA_RECIPE} {' '.join(RSNA_OVERRIDES)}; "
                      f"outputs {r['eval_dir']}")
     return {"title": "Task 4 multi-label subtypes (phantoms; RSNA subtype slices, unseen patients)",
             "command": f"python benchmarks/bench_multilabel.py --minutes {minutes}", "data": str(DATA),

@@ -142,8 +142,9 @@ def segment_config(minutes: float, threads: int = THREADS):
                                                  f"max_minutes={minutes}", *EXTRA])
 
 
-def real_run(*, minutes: float, workspace: Path | None, root: Path, threads: int = THREADS) -> dict[str, float]:
-    """Ingest, split, train with a wall-clock budget, evaluate on the test patients; returns metrics + timings."""
+def real_run(cfg, *, workspace: Path | None, root: Path) -> dict[str, float]:
+    """Ingest, split, train ``cfg`` (its wall-clock budget), evaluate on the test patients; returns metrics +
+    timings."""
     from medsift.engine.runner import evaluate_run, train_run
     from medsift.ingest import ingest
     from medsift.split import assign_splits
@@ -163,8 +164,6 @@ def real_run(*, minutes: float, workspace: Path | None, root: Path, threads: int
     df = ws.read()
     if "split" not in df.columns or df["split"].isna().all():
         ws.write(assign_splits(df, test=0.2, val=0.1, folds=0, seed=0), reason="bench_segment split")
-    cfg = segment_config(minutes, threads)
-    timings["batch_size"], timings["samples_per_epoch"] = float(cfg.batch_size), float(cfg.samples_per_epoch)
     run = root / "run"
     t0 = time.perf_counter()
     if MEMBERS > 1:
@@ -239,7 +238,8 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
         import shutil
 
         root = Path(tempfile.mkdtemp(prefix="bench-segment-", dir="/tmp"))  # run + eval kept; cache removed
-        m = real_run(minutes=minutes, workspace=workspace, root=root, threads=threads)
+        cfg = segment_config(minutes, threads)
+        m = real_run(cfg, workspace=workspace, root=root)
         if workspace is None:
             shutil.rmtree(root / "ws" / "cache", ignore_errors=True)
         for key, target in (("dice_global", ">= 0.55"), ("dice_per_image", "-"), ("dice_per_patient", "-"),
@@ -251,8 +251,8 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                                                       else "")
             rows.append({"metric": label, "value": float(value) if value is not None else float("nan"),
                          "unit": "px" if key == "hd95" else "", "target": target, "runs": []})
-        rows.append({"metric": f"training throughput ({MODEL}, {CROP}-px crops of 512-px slices, batch {m['batch_size']:.0f}, "
-                               f"{threads} thread(s))", "value": m["crops_per_s"],
+        rows.append({"metric": f"training throughput ({MODEL}, {CROP}-px crops of 512-px slices, batch "
+                               f"{cfg.batch_size}, {threads} thread(s))", "value": m["crops_per_s"],
                      "unit": "crops/s", "target": "-", "runs": []})
         rows.append({"metric": f"real: hematoma from rim vs from boxes, Dice global ({m['hema_n_slices']} slices)",
                      "value": m["hema_rim_vs_box_dice_global"], "unit": "", "target": "-", "runs": []})
@@ -260,9 +260,10 @@ def run(*, repeats: int = 3, minutes: float = MINUTES, workspace: Path | None = 
                      f"{m['hema_median_hematoma_px']:.0f} px")
         notes.append(f"run folder with overlays: {m['eval_dir']}")
         notes.append(f"trained {m['train_loop_s'] / 60:.1f} min on {threads} thread(s) (budget {minutes} min, "
-                     f"{int(m['epochs'])} epochs of {m['samples_per_epoch']:.0f} crops, lr 3e-3 warm-up + cosine over the "
-                     f"budget; crops flipped, rotated +-15 deg, zoomed 0.87-1.15, gamma), threshold {m['threshold']:.2f} chosen on val; test {m['n_images']} slices / "
-                     f"{m['n_patients']} patients; evaluation {m['eval_s']:.0f} s")
+                     f"{int(m['epochs'])} epochs of {cfg.samples_per_epoch} crops, lr {cfg.lr:g} warm-up + cosine "
+                     f"over the budget; crops flipped, rotated +-15 deg, zoomed 0.87-1.15, gamma), threshold "
+                     f"{m['threshold']:.2f} chosen on val; test {m['n_images']} slices / {m['n_patients']} patients; "
+                     f"evaluation {m['eval_s']:.0f} s")
     lat = latency_ms(repeats=repeats, model_name=MODEL)
     rows.append({"metric": f"inference 512x512 slice, whole ({MODEL}, 2.5D, 2 threads)",
                  "value": statistics.median(lat["whole"]), "unit": "ms", "target": "< 150", "runs": lat["whole"]})

@@ -109,7 +109,8 @@ def test_train_takes_task_from_a_recipe_and_set_items_win(phantom_ws, monkeypatc
                                       "--out", "unused"])
     assert result.exit_code == 0, result.output
     recipe, explicit = seen
-    assert (recipe.task, recipe.model.arch, recipe.segment["crop"], recipe.max_minutes) == ("segment", "unet_tiny", 96, 5.0)
+    assert (recipe.task, recipe.model.arch, recipe.segment["crop"], recipe.max_minutes) == \
+        ("segment", "unet_tiny", 96, 5.0)
     assert explicit.task == "classify"  # an explicit --task still wins over the recipe's
 
 

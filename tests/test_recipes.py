@@ -33,7 +33,8 @@ def test_recipe_models_build_and_run(name):
 
 def test_recipe_values_differ_from_the_defaults():
     seg = load_config("ct-segment")
-    assert (seg.model.arch, seg.segment["crop"], seg.ema_decay, seg.preprocess["size"]) == ("unet_tiny", 160, 0.998, 512)
+    assert (seg.model.arch, seg.segment["crop"], seg.ema_decay, seg.preprocess["size"]) == \
+        ("unet_tiny", 160, 0.998, 512)
     assert load_config("ct-classify").preprocess["context"] == 1 and TrainConfig().preprocess["context"] == 0
 
 

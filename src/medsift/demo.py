@@ -92,7 +92,8 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              ("evaluate", str(runs / "classify"), "--workspace", str(ws), "--split", "test")),
         Step("Self-supervised pretraining (SimCLR) on the training patients' slices: no labels used",
              ("pretrain", str(ws), "--out", str(runs / "simclr"), "--epochs", "3", *_SMALL)),
-        Step("Train a second task-1 model, started from the self-supervised encoder (another seed), to vote with the first",
+        Step("Train a second task-1 model, started from the self-supervised encoder (another seed), to vote with "
+             "the first",
              ("train", str(ws), "--task", "classify", "--out", str(runs / "classify-seed1"), "--epochs", "12",
               "--set", "seed=1", "--set", f"model.pretrained={runs / 'simclr' / 'best.pt'}", *_SMALL)),
         Step("Ensemble: soft vote of the two models, threshold re-chosen on validation patients, CIs by patient",
