@@ -90,3 +90,18 @@ def test_focal_loss_down_weights_easy_examples():
     p = 1 / (1 + math.exp(-4.0))
     assert float(easy) == pytest.approx(0.5 * (1 - p) ** 2 * -math.log(p), rel=1e-5)
     assert float(hard) > 100 * float(easy)
+
+
+def test_errors_are_located_at_or_off_the_label_edge(trained):
+    import pandas as pd
+
+    m = trained["metrics"]
+    assert m["errors"] == m["fp"] + m["fn"]
+    table = pd.read_csv(trained["out"] / "eval" / "predictions.csv", dtype={"patient_id": str})
+    table = table.sort_values("image_id")  # the synthetic stacks are ordered by image id
+    changes = table.groupby("patient_id")["label"].transform(lambda s: (s.diff().fillna(0) != 0).astype(int))
+    edge = (changes + changes.shift(-1).where(table["patient_id"].shift(-1) == table["patient_id"], 0)) > 0
+    assert table["label_edge"].astype(bool).tolist() == edge.tolist()
+    wrong = table["label"] != table["pred"]
+    assert m["errors_at_label_edge"] == int((wrong & edge).sum())
+    assert m["n_label_edge"] == int(edge.sum()) > 0

@@ -9,8 +9,8 @@ from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, 
 
 from medsift.errors import ConfigError
 from medsift.metrics.bootstrap import bootstrap_dict, patient_bootstrap_ci
-from medsift.metrics.classification import (binary_metrics, choose_threshold, pool_by_group, pr_auc, roc_auc,
-                                            threshold_metrics)
+from medsift.metrics.classification import (at_label_edge, binary_metrics, choose_threshold, label_edge_errors,
+                                            pool_by_group, pr_auc, roc_auc, threshold_metrics)
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1, 1, 0])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.55, 0.3, 0.05])
@@ -78,3 +78,27 @@ def test_bootstrap_is_seeded_and_brackets_estimate():
     b = bootstrap_dict(lambda y, p: binary_metrics(y, p, 0.5), Y, P, groups, n=200, seed=3)
     assert a == b or all((np.isnan(a[k]) and np.isnan(b[k])) or a[k] == b[k] for k in a)
     assert a["auc_ci_low"] <= a["auc"] <= a["auc_ci_high"]
+
+
+def test_label_edge_marks_both_sides_of_each_change_within_a_stack_only():
+    # stack A: slices 0..4 labelled 0 1 1 1 0; stack B: slices 5..7 labelled 1 1 1 (no change); C: one slice
+    y = [0, 1, 1, 1, 0, 1, 1, 1, 0]
+    nb = [[0, 1], [0, 2], [1, 3], [2, 4], [3, 4], [5, 6], [5, 7], [6, 7], [8, 8]]
+    # slice 4 (0) and slice 5 (1) are neighbours in the array but not in a stack: no edge between them
+    assert at_label_edge(y, nb).tolist() == [True, True, False, True, True, False, False, False, False]
+
+
+def test_label_edge_rejects_neighbours_of_another_length():
+    with pytest.raises(ConfigError, match="neighbours"):
+        at_label_edge([0, 1, 1], [[0, 1], [0, 2]])
+    with pytest.raises(ConfigError, match="neighbours"):
+        at_label_edge([0, 1], [[0, 1], [0, 2]])
+
+
+def test_label_edge_errors_split_errors_and_score_the_rest():
+    y = np.array([0, 1, 1, 1, 0, 0, 0])
+    d = np.array([1, 1, 1, 0, 0, 1, 0])  # errors: slice 0 (edge), slice 3 (edge), slice 5 (inside)
+    edge = np.array([True, True, False, True, True, False, False])
+    out = label_edge_errors(y, d, edge)
+    assert out == {"errors": 3, "errors_at_label_edge": 2, "n_label_edge": 4,
+                   "f1_off_label_edge": pytest.approx(2 * 1 / (2 * 1 + 1 + 0))}  # off edge: tp 1 (slice 2), fp 1

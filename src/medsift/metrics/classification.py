@@ -163,3 +163,44 @@ def pool_by_group(y_true, y_score, groups, *, how: str = "max") -> tuple[np.ndar
     else:
         sg = np.bincount(inv, weights=p, minlength=len(names)) / np.bincount(inv, minlength=len(names))
     return names, yg, sg
+
+
+def at_label_edge(y_true, neighbours) -> np.ndarray:
+    """Slices whose label differs from that of a neighbouring slice of the same stack.
+
+    Args:
+        y_true: (N,) 0/1 slice labels.
+        neighbours: (N, 2) int positions (into ``y_true``) of each slice's previous and next slice in its stack,
+            the slice itself at the ends (columns 0 and 2 of :func:`medsift.preprocess.stack.neighbour_positions`
+            with ``context=1``).
+
+    Returns:
+        (N,) bool: the first and last slice of each run of positives and the negative slice just outside it.
+        Which slice an annotator boxes first is the least certain part of a per-slice label.
+
+    Example:
+        >>> at_label_edge([0, 0, 1, 1, 1, 0], [[0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 5]]).tolist()
+        [False, True, True, False, True, True]
+    """
+    y = np.asarray(y_true).astype(np.int64).ravel()
+    nb = np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
+    if nb.shape[0] != y.shape[0] or (len(nb) and (nb.min() < 0 or nb.max() >= len(y))):
+        raise ConfigError(f"neighbours must be ({len(y)}, 2) positions into y_true; got shape {nb.shape}")
+    return (y[nb[:, 0]] != y) | (y[nb[:, 1]] != y)
+
+
+def label_edge_errors(y_true, y_pred, edge) -> dict[str, float]:
+    """Where the errors of 0/1 predictions lie: on label-edge slices (see :func:`at_label_edge`) or inside.
+
+    Returns ``errors``, ``errors_at_label_edge``, ``n_label_edge`` (slices at an edge) and ``f1_off_label_edge``
+    (F1 over the slices that are not at an edge): a diagnostic of how much of a shortfall is the label's
+    boundary, never a replacement for ``f1``.
+    """
+    y, d = _arrays(y_true, y_pred)
+    e = np.asarray(edge, dtype=bool).ravel()
+    if e.shape != y.shape:
+        raise ConfigError(f"edge must have one flag per slice ({len(y)}); got {e.shape[0]}")
+    wrong = y != d
+    off = confusion(y[~e], d[~e])
+    return {"errors": int(wrong.sum()), "errors_at_label_edge": int((wrong & e).sum()), "n_label_edge": int(e.sum()),
+            "f1_off_label_edge": _div(2 * off["tp"], 2 * off["tp"] + off["fp"] + off["fn"])}

@@ -129,6 +129,7 @@ class LabelTask(Task):
     def dataset(self, df, cache, *, augment: bool):
         """A :class:`~medsift.tasks.data.SliceDataset` over ``df``'s rows with at least one known label; training
         items carry their seed so the collate augments the batch (:class:`~medsift.preprocess.batch_augment.BatchAugment`)."""
+        from medsift.preprocess.stack import neighbour_positions
         from medsift.tasks.data import SliceDataset, label_targets
 
         targets = label_targets(df, self.labels)
@@ -143,7 +144,8 @@ class LabelTask(Task):
                                   "(set model.box_supervision=0)")
         return SliceDataset(cache.images, rows, targets, with_seed=augment and self.config.augment != "none",
                             image_ids=df["image_id"].astype(str).to_numpy(),
-                            patients=df["patient_id"].astype(str).to_numpy(), boxes=boxes)
+                            patients=df["patient_id"].astype(str).to_numpy(), boxes=boxes,
+                            neighbours=neighbour_positions(df, 1)[:, [0, 2]])
 
     def build_datasets(self, df, cache, config: TrainConfig) -> dict[str, Any]:
         out = self.split_datasets(df, cache)

@@ -33,6 +33,19 @@ class ClassifyTask(LabelTask):
         keep = ~np.isnan(y)
         return y[keep].astype(np.int64), p[keep], groups[keep], ids[keep]
 
+    @staticmethod
+    def _label_edge(predictions, dataset) -> np.ndarray | None:
+        """Label-edge flags (:func:`~medsift.metrics.classification.at_label_edge`) in :meth:`_binary`'s order, or
+        None when the dataset does not know its slices' neighbours."""
+        from medsift.metrics.classification import at_label_edge
+
+        if getattr(dataset, "neighbours", None) is None:
+            return None
+        y = dataset.targets[:, 0]  # known for every row: the dataset keeps only labelled slices
+        edge = at_label_edge(np.nan_to_num(y).astype(np.int64), dataset.neighbours)
+        idx = np.sort(predictions["index"])
+        return edge[idx][~np.isnan(y[idx])]
+
     def val_metrics(self, predictions: dict[str, np.ndarray], dataset) -> dict[str, float]:
         from medsift.metrics.classification import binary_metrics, choose_threshold
 
@@ -46,7 +59,7 @@ class ClassifyTask(LabelTask):
                  out_dir: Path | None = None) -> dict[str, float]:
         """Slice metrics with patient-bootstrap CIs, scan-level metrics by max and mean pooling, plots."""
         from medsift.metrics.bootstrap import bootstrap_dict
-        from medsift.metrics.classification import binary_metrics, confusion, pool_by_group
+        from medsift.metrics.classification import binary_metrics, confusion, label_edge_errors, pool_by_group
 
         y, p, groups, ids = self._binary(predictions, dataset)
         thr = float(calibration.get("thresholds", [0.5])[0])
@@ -59,12 +72,15 @@ class ClassifyTask(LabelTask):
             names, yg, sg = pool_by_group(y, p, groups, how=how)
             pooled = bootstrap_dict(lambda a, b: binary_metrics(a, b, thr), yg, sg, names, n=n, seed=seed + 1)
             out.update({f"patient_{how}_{k}": v for k, v in pooled.items()})
+        edge = self._label_edge(predictions, dataset)
+        if edge is not None:
+            out.update(label_edge_errors(y, (p >= thr).astype(np.int64), edge))
         if out_dir is not None:
-            self._write_outputs(Path(out_dir), y, p, groups, ids, thr)
+            self._write_outputs(Path(out_dir), y, p, groups, ids, thr, edge)
         return out
 
     @staticmethod
-    def _write_outputs(out_dir: Path, y, p, groups, ids, thr: float) -> None:
+    def _write_outputs(out_dir: Path, y, p, groups, ids, thr: float, edge: np.ndarray | None) -> None:
         import pandas as pd
 
         from medsift.metrics.classification import confusion, curves
@@ -72,6 +88,8 @@ class ClassifyTask(LabelTask):
 
         table = pd.DataFrame({"image_id": ids, "patient_id": groups, "label": y, "score": p,
                               "pred": (p >= thr).astype(int)})
+        if edge is not None:
+            table["label_edge"] = edge.astype(int)
         atomic_write_bytes(out_dir / "predictions.csv", table.to_csv(index=False).encode())
         pts = curves(y, p)
         if "fpr" in pts:

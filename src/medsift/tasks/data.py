@@ -35,11 +35,13 @@ class SliceDataset:
         image_ids, patients: (N,) identifiers kept for evaluation.
         boxes: (N,) float (n_i, 4) xyxy arrays in the cached image's pixels, or None; items then carry ``boxes``
             (box supervision: the collate draws them as a map).
+        neighbours: (N, 2) positions (0..N-1, into this dataset) of each slice's previous and next slice in its
+            stack (itself at the ends), or None; evaluation uses them to find the label's edges.
     """
 
     def __init__(self, images, positions: np.ndarray, targets: np.ndarray, *, augment: AugmentFactory | None = None,
                  with_seed: bool = False, image_ids: Sequence[str] = (), patients: Sequence[str] = (),
-                 boxes: Sequence[np.ndarray] | None = None) -> None:
+                 boxes: Sequence[np.ndarray] | None = None, neighbours: np.ndarray | None = None) -> None:
         self.images = images
         self.positions = np.asarray(positions, dtype=np.int64)
         self.targets = np.asarray(targets, dtype=np.float32).reshape(len(self.positions), -1)
@@ -50,6 +52,9 @@ class SliceDataset:
         self.boxes = None if boxes is None else [np.asarray(b, dtype=np.float32).reshape(-1, 4) for b in boxes]
         if self.boxes is not None and len(self.boxes) != len(self.positions):
             raise ConfigError(f"boxes hold {len(self.boxes)} entries for {len(self.positions)} rows")
+        self.neighbours = None if neighbours is None else np.asarray(neighbours, dtype=np.int64).reshape(-1, 2)
+        if self.neighbours is not None and len(self.neighbours) != len(self.positions):
+            raise ConfigError(f"neighbours hold {len(self.neighbours)} rows for {len(self.positions)} slices")
 
     def __len__(self) -> int:
         return int(len(self.positions))
