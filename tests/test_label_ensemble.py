@@ -105,13 +105,37 @@ def _fake_members(monkeypatch, by_split, calibration):
     monkeypatch.setattr(ens, "_run_task", lambda run: ("multilabel", {"calibration": calibration}))
 
 
-def _scores(rng, n, k, m, *, noise):
+def _stacks_of_three(n):
+    """(N, 2) previous/next positions of slices in consecutive stacks of three (one stack per patient)."""
+    j = np.arange(n)
+    return np.column_stack([np.where(j % 3 == 0, j, j - 1), np.where((j % 3 == 2) | (j == n - 1), j, j + 1)])
+
+
+def _scores(rng, n, k, m, *, noise, labels=("ivh", "sdh")):
     from medsift.label.ensemble import MemberScores
 
     y = (rng.random((n, k)) < 0.3).astype(float)
     s = np.clip(y[None] * 0.6 + 0.2 + rng.normal(0, noise, (m, n, k)), 0, 1)
     return MemberScores(np.array([f"i{j}" for j in range(n)]), np.array([f"p{j // 3}" for j in range(n)]), y, s,
-                        np.full((m, k), 0.5), ("ivh", "sdh"))
+                        np.full((m, k), 0.5), tuple(labels), _stacks_of_three(n))
+
+
+def test_single_label_vote_says_where_its_errors_lie(monkeypatch, tmp_path):
+    from medsift.label.ensemble import evaluate_ensemble
+
+    rng = np.random.default_rng(2)
+    val, test = (_scores(rng, n, 1, 2, noise=0.3, labels=("hemorrhage",)) for n in (60, 90))
+    _fake_members(monkeypatch, {"val": val, "test": test}, {"threshold_rule": "max_f1"})
+    m = evaluate_ensemble(["a", "b"], tmp_path, tmp_path, bootstrap=20)
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    y = table["label"].to_numpy()
+    nb = _stacks_of_three(90)
+    edge = (y != y[nb[:, 0]]) | (y != y[nb[:, 1]])
+    assert table["label_edge"].astype(bool).tolist() == edge.tolist()
+    wrong = (table["label"] != table["pred"]).to_numpy()
+    assert m["ensemble_errors"] == wrong.sum() > 0
+    assert m["ensemble_errors_at_label_edge"] == (wrong & edge).sum()
+    assert m["ensemble_n_label_edge"] == edge.sum()
 
 
 def test_multilabel_soft_vote_chooses_one_threshold_per_label_on_val(monkeypatch, tmp_path):
@@ -146,7 +170,7 @@ def test_multilabel_label_with_one_class_on_val_keeps_the_members_threshold(monk
     rng = np.random.default_rng(1)
     val = _scores(rng, 60, 2, 2, noise=0.2)
     val = MemberScores(val.image_ids, val.patients, np.column_stack([val.targets[:, 0], np.zeros(60)]), val.scores,
-                       val.thresholds, val.labels)
+                       val.thresholds, val.labels, val.neighbours)
     _fake_members(monkeypatch, {"val": val}, {})
     thr, source = soft_thresholds(["a", "b"], tmp_path, fallback=[0.4, 0.7])
     assert thr[1] == 0.7 and thr[0] != 0.4 and source.startswith("val (members' mean")

@@ -126,7 +126,8 @@ def train_kfold(workspace: str | Path, out: str | Path, config, *, folds: Sequen
 
 @dataclass(frozen=True)
 class MemberScores:
-    """The runs' scores on the same rows: ids/patients (N,), targets (N, K), scores (M, N, K), thresholds (M, K)."""
+    """The runs' scores on the same rows: ids/patients (N,), targets (N, K), scores (M, N, K), thresholds (M, K),
+    and each row's previous and next slice in its stack (N, 2) (positions into these rows)."""
 
     image_ids: np.ndarray
     patients: np.ndarray
@@ -134,12 +135,14 @@ class MemberScores:
     scores: np.ndarray
     thresholds: np.ndarray
     labels: tuple[str, ...]
+    neighbours: np.ndarray
 
 
 def member_scores(runs: Sequence[str | Path], workspace: str | Path, *, split: str = "test") -> MemberScores:
     """Score the labelled rows of ``workspace``'s ``split`` (``all`` = every active row) with every run."""
     from medsift.label.features import known_labels, run_outputs
     from medsift.manifest import active
+    from medsift.preprocess.stack import neighbour_positions
     from medsift.workspace import Workspace
 
     if not runs:
@@ -162,7 +165,8 @@ def member_scores(runs: Sequence[str | Path], workspace: str | Path, *, split: s
             raise ConfigError(f"runs predict different labels: {list(labels)} vs {meta['labels']} ({run})")
         outs.append(run_outputs(run, ws.root, df))
     return MemberScores(df["image_id"].astype(str).to_numpy(), df["patient_id"].astype(str).to_numpy(), y,
-                        np.stack([o.probs for o in outs]), np.stack([o.thresholds for o in outs]), labels)
+                        np.stack([o.probs for o in outs]), np.stack([o.thresholds for o in outs]), labels,
+                        neighbour_positions(df, 1)[:, [0, 2]])
 
 
 def _has_split(workspace: str | Path, split: str) -> bool:
@@ -218,7 +222,8 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
                       seed: int = 0) -> dict[str, float]:
     """Vote the runs on ``split`` and score the vote and every member.
 
-    * one label (classify): ``ensemble_<key>`` for accuracy, precision, recall, specificity, f1, auc, pr_auc;
+    * one label (classify): ``ensemble_<key>`` for accuracy, precision, recall, specificity, f1, auc, pr_auc, and
+      where the vote's errors lie (``ensemble_errors_at_label_edge``... of :func:`label_edge_errors`);
     * several labels (multilabel): ``ensemble_<label>_<key>``, ``ensemble_macro_f1``, ``ensemble_macro_auc``,
       ``ensemble_micro_f1``, one threshold per label;
     * segmentation runs: their probability maps are averaged (:mod:`medsift.label.seg_ensemble`).
@@ -231,6 +236,7 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
     """
     from medsift.manifest import atomic_write_bytes
     from medsift.metrics.bootstrap import bootstrap_dict
+    from medsift.metrics.classification import at_label_edge, label_edge_errors
 
     if not runs:
         raise ConfigError("an ensemble needs at least one run")
@@ -260,9 +266,12 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
     fn, keys = _scorer(names)
     point = bootstrap_dict(lambda a, b: fn(a, b, thr), y, score, m.patients, n=bootstrap, seed=seed)
     metrics: dict[str, float] = {f"ensemble_{k}": float(v) for k, v in point.items()}
+    edge = None
     if len(names) == 1:
         metrics["ensemble_threshold"] = float(thr[0])
         metrics["ensemble_f1_at_vote"] = float(fn(y, pred.astype(float), [0.5])["f1"])
+        edge = at_label_edge(y[:, 0], m.neighbours)
+        metrics.update({f"ensemble_{k}": float(v) for k, v in label_edge_errors(y[:, 0], pred[:, 0], edge).items()})
     else:
         metrics.update({f"ensemble_{n}_threshold": float(t) for n, t in zip(names, thr)})
     for i in range(len(runs)):
@@ -277,6 +286,8 @@ def evaluate_ensemble(runs: Sequence[str | Path], workspace: str | Path, out: st
         cols[f"label{sfx}"], cols[f"score{sfx}"], cols[f"pred{sfx}"] = y[:, k], score[:, k], pred[:, k]
         for i in range(len(runs)):
             cols[f"run{i}{sfx}"] = m.scores[i, :, k]
+    if edge is not None:
+        cols["label_edge"] = edge.astype(int)
     atomic_write_bytes(out / "predictions.csv", pd.DataFrame(cols).to_csv(index=False).encode())
     atomic_write_bytes(out / "metrics.json", json.dumps({"vote": vote.value, "split": split, "threshold_from": source,
                                                          "labels": names, "runs": [str(r) for r in runs], **metrics},
