@@ -104,3 +104,33 @@ def test_ensemble_kfold_trains_one_run_per_fold(lab):
     assert set(val.loc[val["split"] == "val", "fold"].dropna().astype(int)) == {0}
     m = evaluate_ensemble(runs, lab["ws"], lab["root"] / "kfold", vote="hard")
     assert m["n_runs"] == 2 and 0.0 <= m["ensemble_auc"] <= 1.0
+
+
+def test_ensemble_seeds_train_side_by_side_and_resume(lab):
+    import torch
+
+    cfg_path = lab["root"] / "seed-config.yaml"
+    cfg_path.write_text(lab["config"].to_yaml())
+    out = lab["root"] / "seeds"
+    text = _invoke("ensemble", lab["ws"], "--out", out, "--seeds", "2", "--jobs", "2", "--config", cfg_path,
+                   "--set", "seed=5")
+    assert "2 member(s), 2 at a time, 1 thread(s) each" in " ".join(text.split())
+    runs = [out / "seed0" / "run", out / "seed1" / "run"]
+    saved = [(r / "config.yaml").read_text() for r in runs]
+    assert "seed: 5" in saved[0] and "seed: 6" in saved[1]
+    w = [torch.load(r / "best.pt", weights_only=True)["model"] for r in runs]
+    assert any(not torch.equal(w[0][k], w[1][k]) for k in w[0])  # two seeds, two different models
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_runs"] == 2 and m["runs"] == [str(r) for r in runs]
+    stamp = (runs[1] / "best.pt").stat().st_mtime_ns
+    again = _invoke("ensemble", lab["ws"], "--out", out, "--seeds", "2", "--jobs", "2", "--config", cfg_path,
+                    "--set", "seed=5")
+    assert "member(s)" not in again and (runs[1] / "best.pt").stat().st_mtime_ns == stamp  # members kept
+
+
+def test_ensemble_seeds_rejects_zero_jobs(lab):
+    res = CliRunner().invoke(app, ["ensemble", str(lab["ws"]), "--out", str(lab["root"] / "bad"), "--seeds", "2",
+                                   "--jobs", "0", "--config", "ct-classify"])
+    from medsift.errors import ConfigError
+
+    assert isinstance(res.exception, ConfigError) and "jobs must be >= 1" in str(res.exception)

@@ -1,4 +1,4 @@
-"""`medsift ensemble WS --out DIR`: vote runs or k-fold models; two-stage (CNN features + SVM/GBT) and a
+"""`medsift ensemble WS --out DIR`: vote runs, k-fold models or seeds trained side by side; two-stage (CNN features + SVM/GBT) and a
 contrast gate."""
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Output folder (fold runs, metrics.json, predictions.csv)."),
         run: List[Path] = typer.Option([], "--run", help="Member run folder (repeatable)."),
         kfold: bool = typer.Option(False, help="Train one run per fold of WS (fold = validation) and add them."),
-        config: Optional[Path] = typer.Option(None, help="YAML TrainConfig of the fold runs."),
-        epochs: Optional[int] = typer.Option(None, help="Epochs of the fold runs."),
-        set_: List[str] = typer.Option([], "--set", help="Config override key=value for the fold runs."),
+        seeds: int = typer.Option(0, help="Train this many runs of the config, seeds seed..seed+N-1, on WS's "
+                                          "train/val split and add them."),
+        jobs: int = typer.Option(1, help="With --seeds: runs trained at a time, each in its own process "
+                                         "(threads = cores // jobs unless the config sets threads)."),
+        config: Optional[str] = typer.Option(None, help="YAML TrainConfig or recipe name of the trained runs."),
+        epochs: Optional[int] = typer.Option(None, help="Epochs of the trained runs."),
+        max_minutes: Optional[float] = typer.Option(None, help="Time budget of each trained run."),
+        set_: List[str] = typer.Option([], "--set", help="Config override key=value for the trained runs."),
         vote: str = typer.Option("soft", help="soft (mean probability) | hard (majority at each run's threshold)."),
         split: str = typer.Option("test", help="Split to vote on: train | val | test | all (a soft vote's threshold "
                                                "is chosen on val when WS has one)."),
@@ -30,18 +35,20 @@ def register(app: typer.Typer) -> None:
         """Evaluate an ensemble of runs (and optional two-stage / gated models) on WS's SPLIT."""
         from rich.console import Console
 
-        from medsift.engine.config import TrainConfig, apply_overrides
+        from medsift.engine.config import config_from_cli, load_config
         from medsift.errors import ConfigError
-        from medsift.label.ensemble import evaluate_ensemble, train_kfold
+        from medsift.label.ensemble import evaluate_ensemble, train_kfold, train_seeds
 
         console = Console()
         runs = list(run)
-        if kfold:
-            cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-            cfg = apply_overrides(cfg, ([f"epochs={epochs}"] if epochs else []) + list(set_))
-            runs += train_kfold(workspace, out, cfg, log=console.print)
+        if kfold or seeds:
+            cfg = config_from_cli(load_config(config), [], max_minutes=max_minutes, epochs=epochs, sets=set_)
+            if kfold:
+                runs += train_kfold(workspace, out, cfg, log=console.print)
+            if seeds:
+                runs += train_seeds(workspace, out, cfg, seeds=seeds, jobs=jobs, log=console.print)
         if not runs:
-            raise ConfigError("no member runs: pass --run RUN (repeatable) and/or --kfold")
+            raise ConfigError("no member runs: pass --run RUN (repeatable), --kfold and/or --seeds N")
         metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap)
         console.print(f"{vote} vote of {len(runs)} runs on {split}: " + _summary(metrics, len(runs)))
         if two_stage:
