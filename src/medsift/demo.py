@@ -96,8 +96,10 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              "the first",
              ("train", str(ws), "--task", "classify", "--out", str(runs / "classify-seed1"), "--epochs", "12",
               "--set", "seed=1", "--set", f"model.pretrained={runs / 'simclr' / 'best.pt'}", *_SMALL)),
-        Step("Ensemble: soft vote of the two models, threshold re-chosen on validation patients, CIs by patient",
+        Step("Ensemble: two more seeds trained side by side (a process per core), soft-voted with the two models; "
+             "threshold re-chosen on validation patients, CIs by patient",
              ("ensemble", str(ws), "--run", str(runs / "classify"), "--run", str(runs / "classify-seed1"),
+              "--seeds", "2", "--jobs", "2", "--epochs", "12", "--set", "seed=2", *_SMALL,
               "--out", str(runs / "ensemble"), "--bootstrap", "200")),
         Step("Train task 4: multi-label subtypes (IVH/IPH/SAH/EDH/SDH, sigmoid + BCE)",
              ("train", str(sub), "--task", "multilabel", "--out", str(sub / "runs" / "multilabel"), "--epochs", "12",
