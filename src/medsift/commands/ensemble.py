@@ -1,5 +1,5 @@
-"""`medsift ensemble WS --out DIR`: vote runs, k-fold models or seeds trained side by side; two-stage (CNN features + SVM/GBT) and a
-contrast gate."""
+"""`medsift ensemble WS --out DIR`: vote runs, k-fold models or seeds trained side by side; two-stage (CNN
+features + SVM/GBT) and a contrast gate."""
 
 from __future__ import annotations
 

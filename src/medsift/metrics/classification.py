@@ -201,6 +201,5 @@ def label_edge_errors(y_true, y_pred, edge) -> dict[str, float]:
     if e.shape != y.shape:
         raise ConfigError(f"edge must have one flag per slice ({len(y)}); got {e.shape[0]}")
     wrong = y != d
-    off = confusion(y[~e], d[~e])
     return {"errors": int(wrong.sum()), "errors_at_label_edge": int((wrong & e).sum()), "n_label_edge": int(e.sum()),
-            "f1_off_label_edge": _div(2 * off["tp"], 2 * off["tp"] + off["fp"] + off["fn"])}
+            "f1_off_label_edge": threshold_metrics(y[~e], d[~e], 0.5)["f1"]}
