@@ -171,6 +171,32 @@ def test_rewindow_8bit_gives_slices_exported_with_different_windows_one_contrast
     np.testing.assert_allclose(unknown, 128 / 255, atol=0.01)
 
 
+def test_export_window_rewindows_8bit_rows_that_do_not_say_their_window(tmp_path):
+    from medsift.preprocess.windowing import window
+
+    hu = np.tile(np.linspace(-20.0, 110.0, 64, dtype=np.float32), (64, 1))  # inside the 40/150 export window
+    own = {"image_id": "own", "patient_id": "o", "slice_index": 0, "has_hu": False, "window_center": 36.0,
+           "window_width": 80.0, "array": np.round(window(hu, 36.0, 80.0) * 255.0)}
+    silent = {"image_id": "silent", "patient_id": "s", "slice_index": 0, "has_hu": False, "window_center": None,
+              "window_width": None, "array": np.round(window(hu, 40.0, 150.0) * 255.0)}
+    df = write_slices(tmp_path / "src", [own, silent])
+    config = PreprocessConfig(size=64, windows=("stroke",), export_window=[40, 150])
+    assert config.rewindows and config.export_window == (40.0, 150.0)
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
+    cache = build_cache(df, tmp_path / "c", config, **LOADERS)
+    silent_out = cache.image(cache.rows(["silent"])[0])[0]
+    np.testing.assert_allclose(silent_out, window(hu, 40.0, 40.0), atol=0.04)  # stretched to the stroke window
+    own_out = cache.image(cache.rows(["own"])[0])[0]  # its own 36/80 window wins over the export window
+    inside = (hu >= -4) & (hu <= 76)
+    np.testing.assert_allclose(own_out[inside], window(hu, 40.0, 40.0)[inside], atol=0.04)
+    plain = build_cache(df, tmp_path / "p", PreprocessConfig(size=64, windows=("stroke",)), **LOADERS)
+    assert plain.fingerprint != cache.fingerprint
+    np.testing.assert_allclose(plain.image(plain.rows(["silent"])[0])[0], window(hu, 40.0, 150.0), atol=0.01)
+    for bad in ([40], [40, 0], ["a", 1], [40, float("nan")]):
+        with pytest.raises(ConfigError, match="export_window"):
+            PreprocessConfig(export_window=bad)
+
+
 def test_display_to_hu_inverts_the_window_and_refuses_a_bad_width():
     from medsift.preprocess.windowing import display_to_hu, window
 

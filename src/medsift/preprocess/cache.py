@@ -54,10 +54,10 @@ def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     masks = df["mask_path"] if "mask_path" in df.columns else pd.Series([None] * len(df), index=df.index)
     has_hu = df["has_hu"] if "has_hu" in df.columns else pd.Series([None] * len(df), index=df.index)
     boxes = df["boxes"] if "boxes" in df.columns else pd.Series([[]] * len(df), index=df.index)
-    if config.rewindow_8bit:
+    if config.rewindows:
         centers, widths = (df[c] if c in df.columns else pd.Series([None] * len(df), index=df.index)
                            for c in ("window_center", "window_width"))
-        source_windows = [_source_window(hu, c, w) for hu, c, w in zip(has_hu, centers, widths)]
+        source_windows = [_source_window(hu, c, w, config.export_window) for hu, c, w in zip(has_hu, centers, widths)]
     else:
         source_windows = [None] * len(df)
     for iid, ch, path, mp, hu, bx, sw in zip(df["image_id"], content, df["image_path"], masks, has_hu, boxes,
@@ -68,15 +68,16 @@ def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     return h.hexdigest()
 
 
-def _source_window(has_hu, center, width) -> tuple[float, float] | None:
-    """``(center, width)`` an 8-bit row was exported with, or None (unknown, or the row is in HU already)."""
+def _source_window(has_hu, center, width, fallback: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """``(center, width)`` an 8-bit row was exported with: its own when known, else ``fallback``
+    (``preprocess.export_window``); None when the row is in HU already or nothing says."""
     if _bool(has_hu) is True:
         return None
     try:
         c, w = float(center), float(width)
     except (TypeError, ValueError):
-        return None
-    return (c, w) if np.isfinite(c) and np.isfinite(w) and w > 0 else None
+        return fallback
+    return (c, w) if np.isfinite(c) and np.isfinite(w) and w > 0 else fallback
 
 
 class SliceCache:
@@ -313,8 +314,8 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
         try:
             img, mask = load_slice(row), load_mask(row)
             hu = _bool(row.get("has_hu")) is True
-            source = _source_window(hu, row.get("window_center"), row.get("window_width")) \
-                if config.rewindow_8bit else None
+            source = _source_window(hu, row.get("window_center"), row.get("window_width"), config.export_window) \
+                if config.rewindows else None
             if source is not None:
                 from medsift.preprocess.windowing import display_to_hu
 

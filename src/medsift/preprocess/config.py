@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
@@ -59,6 +60,10 @@ class PreprocessConfig:
         rewindow_8bit: 8-bit slices (no HU) whose row gives the window they were exported with
             (``window_center``/``window_width``) are mapped back to approximate HU and windowed like HU data,
             so a set exported with mixed windows (RSNA PNGs: 36/80, 40/150, 30/80...) gets one contrast.
+        export_window: ``[center, width]`` in HU that 8-bit slices were exported with when their rows do not say
+            (from the dataset's documentation or an estimate from tissue grey levels). Setting it rewindows those
+            rows too, so named windows (``stroke``, ``brain``) can stretch the contrast of a set stored in one wide
+            window; a row's own ``window_center``/``window_width`` still wins.
     """
 
     size: int = 256
@@ -68,6 +73,7 @@ class PreprocessConfig:
     skull_strip: bool = False
     enhance: str | None = None
     rewindow_8bit: bool = False
+    export_window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 8:
@@ -85,6 +91,13 @@ class PreprocessConfig:
             object.__setattr__(self, "enhance", _enum(Enhance, self.enhance, "enhance").value)
         if not isinstance(self.rewindow_8bit, bool):
             raise ConfigError(f"rewindow_8bit must be true or false; got {self.rewindow_8bit!r}")
+        if self.export_window is not None:
+            object.__setattr__(self, "export_window", _export_window(self.export_window))
+
+    @property
+    def rewindows(self) -> bool:
+        """Whether 8-bit rows with a known export window are mapped back to approximate HU before windowing."""
+        return self.rewindow_8bit or self.export_window is not None
 
     @property
     def channels(self) -> int:
@@ -95,6 +108,8 @@ class PreprocessConfig:
         """Plain dict (lists, str, int) for YAML/JSON."""
         d = asdict(self)
         d["windows"] = list(self.windows)
+        if self.export_window is not None:
+            d["export_window"] = list(self.export_window)
         return d
 
     @classmethod
@@ -112,3 +127,14 @@ class PreprocessConfig:
     def fingerprint(self) -> str:
         """sha256 hex of the canonical JSON of :meth:`to_dict`."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _export_window(value: Any) -> tuple[float, float]:
+    """``value`` as a ``(center, width)`` pair of finite HU with width > 0, else a :class:`ConfigError`."""
+    try:
+        center, width = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"export_window must be [center, width] in HU; got {value!r}") from None
+    if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+        raise ConfigError(f"export_window needs a finite center and a width > 0 HU; got {value!r}")
+    return center, width
