@@ -11,8 +11,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any, Mapping
