@@ -90,7 +90,8 @@ class TrainConfig:
         preprocess: keyword arguments of :class:`medsift.preprocess.config.PreprocessConfig`.
         epochs, batch_size, lr, weight_decay: optimisation (AdamW).
         threads: torch intra-op CPU threads (None = torch's default); 1-2 on a shared CPU.
-        max_minutes: wall-clock budget of the training loop (None = no limit); the run stops cleanly.
+        max_minutes: wall-clock budget of the training loop (None = no limit): the epochs that fit are planned up front
+            from a timing probe (``engine/budget.py``), with the clock as a hard stop.
         max_steps_per_epoch: cap on optimisation steps per epoch (None = full epoch).
         samples_per_epoch: training draws between two validations (None = the training set's size); raise it
             when validation is a large share of an epoch (small sets, slow whole-slice validation).

@@ -58,3 +58,15 @@ def broadcast_flag(info: DistInfo, flag: bool, device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def broadcast_int(info: DistInfo, value: int, device) -> int:
+    """Rank 0's integer, sent to every rank (so all ranks follow one time-budget plan)."""
+    if not info.enabled:
+        return int(value)
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())

@@ -5,9 +5,10 @@
 writes ``history.csv``, ``curves.png``, ``train.log`` and TensorBoard events. Randomness of epoch ``e`` derives
 from ``(seed, e)`` only, so a run killed after epoch ``k`` and resumed ends exactly like an uninterrupted one.
 
-The learning rate is a function of run progress (:func:`lr_at`): the fraction of planned steps done or, with
-``max_minutes``, the fraction of the time budget used if larger, so the schedule anneals fully within the
-budget (a time-limited run is therefore not bit-identical after a resume).
+The learning rate is a function of the fraction of planned steps done (:func:`lr_at`). With ``max_minutes`` the
+plan is made once, before the first step, from a timing probe (:mod:`medsift.engine.budget`): the whole epochs that
+fit in the budget. The plan is saved in ``last.pt``, so a time-limited run also resumes exactly, and
+``--epochs N`` with the logged N replays it without a budget.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from medsift.engine.budget import plan_epochs, probe_timing, train_step
 from medsift.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from medsift.engine.config import SamplerKind, SchedulerKind, TrainConfig
 from medsift.engine.device import amp_dtype, autocast, select_device
-from medsift.engine.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from medsift.engine.distributed import DistInfo, barrier, broadcast_flag, broadcast_int, init_distributed
 from medsift.engine.history import TensorBoardLog, write_history
 from medsift.engine.sampler import EpochSampler
 from medsift.engine.seeding import derive_seed, seed_torch
@@ -177,11 +179,11 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
     steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, int(config.max_steps_per_epoch))
-    total_steps = steps_per_epoch * config.epochs
 
     metric = config.early_stop_metric
+    # planned_epochs: 0 = the config's epochs; set once from the timing probe when there is a time budget.
     state = {"epoch": 0, "step": 0, "best": float("nan"), "best_epoch": -1, "bad_epochs": 0, "elapsed_s": 0.0,
-             "history": []}
+             "planned_epochs": 0, "history": []}
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.is_file():
         ckpt = load_checkpoint(last_path)
@@ -193,7 +195,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 raise ConfigError(f"{last_path} was saved without ema_decay; resume with the run's own config")
             ema.load_state_dict(ckpt["ema"])
         for key in state:
-            state[key] = ckpt[key]
+            state[key] = ckpt.get(key, state[key])
 
     def evaluated():
         """The weights that are validated and saved as best: the moving average when ``ema_decay`` is on."""
@@ -215,38 +217,53 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
     emit(f"device={device} amp={dtype} train={len(datasets['train'])} val={len(datasets['val'])} "
          f"steps/epoch={steps_per_epoch} start_epoch={state['epoch']}")
     budget_s = config.max_minutes * 60.0 if config.max_minutes else math.inf
-    stop_reason = "epochs"
+    if math.isfinite(budget_s) and not state["planned_epochs"]:
+        planned = 0
+        if dist.is_main:
+            probe_sampler = EpochSampler(len(datasets["train"]), seed=config.seed, weights=weights,
+                                         num_samples=config.samples_per_epoch)
+            probe_loader = build_loader(datasets["train"], batch_size=config.batch_size, sampler=probe_sampler,
+                                        num_workers=config.num_workers, collate=task.collate, pin=pin,
+                                        seed=config.seed)
+            timing = probe_timing(task, model, probe_loader, val_loader, datasets["val"], device, dtype,
+                                  amp=config.amp, lr=lr_at(config, 0.0), weight_decay=config.weight_decay)
+            del probe_loader
+            state["elapsed_s"] += timing.probe_s
+            planned = plan_epochs(budget_s, spent_s=state["elapsed_s"], step_s=timing.step_s,
+                                  steps_per_epoch=steps_per_epoch, val_s=timing.val_s, max_epochs=config.epochs)
+            emit(f"planned {planned} epochs for the {config.max_minutes:g}-minute budget "
+                 f"({timing.step_s * 1000:.0f} ms/step x {steps_per_epoch} steps + {timing.val_s:.1f} s validation "
+                 f"per epoch; probe {timing.probe_s:.1f} s); replay without a budget: --epochs {planned}")
+        state["planned_epochs"] = broadcast_int(dist, planned, device)
+        state["elapsed_s"] = float(broadcast_int(dist, round(state["elapsed_s"] * 1000), device)) / 1000
+    end_epoch = int(state["planned_epochs"]) or config.epochs
+    total_steps = steps_per_epoch * end_epoch
+    stop_reason = (f"planned {end_epoch} epochs for the {config.max_minutes:g}-minute budget"
+                   if state["planned_epochs"] else "epochs")
     if show_progress is None:
         import sys
 
         show_progress = sys.stderr.isatty() and dist.is_main
     progress = _Progress(show_progress)
-    if state["epoch"] >= config.epochs:
+    if state["epoch"] >= end_epoch:
         stop_reason = "already complete"
+    out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"
     try:
-        for epoch in range(state["epoch"], config.epochs):
+        for epoch in range(state["epoch"], end_epoch):
             if state["elapsed_s"] >= budget_s:
-                stop_reason = "time budget"
+                stop_reason = out_of_time
                 break
             sampler.set_epoch(epoch)
             seed_torch(derive_seed(config.seed, epoch, 1))
             net.train()
             t0 = time.perf_counter()
             losses, seen, steps = [], 0, 0
-            progress.start(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
+            progress.start(f"epoch {epoch + 1}/{end_epoch}", steps_per_epoch)
             for batch in train_loader:
                 batch = to_device(batch, device)
-                with autocast(device, dtype):
-                    output = net(batch["image"])
-                    loss = task.loss(batch, output)
-                optimizer.zero_grad(set_to_none=True)
-                progress_frac = max(state["step"] / total_steps,
-                                    (state["elapsed_s"] + time.perf_counter() - t0) / budget_s)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(config, progress_frac)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                    group["lr"] = lr_at(config, state["step"] / total_steps)
+                loss = train_step(net, task, batch, optimizer, scaler, device, dtype)
                 if ema is not None:
                     ema.update_parameters(model)
                 steps += 1
@@ -294,8 +311,8 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             if broadcast_flag(dist, stop, device):
                 stop_reason = f"early stopping ({metric} did not improve for {config.patience} epochs)"
                 break
-            if state["elapsed_s"] >= budget_s:
-                stop_reason = "time budget"
+            if state["elapsed_s"] >= budget_s and epoch + 1 < end_epoch:
+                stop_reason = out_of_time
                 break
     finally:
         progress.stop()
