@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import medsift.engine.loop as loop
-from medsift.engine.budget import ProbeTiming, plan_epochs
+from medsift.engine.budget import ProbeTiming, plan_epochs, replan_epochs
 from engine_fixtures import train_tiny
 
 # 60 training slices / batch 16 = 4 steps; 2 s a step + 4 s validation = 12 s an epoch.
@@ -17,6 +17,18 @@ def test_plan_counts_whole_epochs_in_what_is_left_of_the_budget():
     assert plan_epochs(600, spent_s=20, step_s=3.0, steps_per_epoch=10, val_s=8.0, max_epochs=100) == 14
     assert plan_epochs(600, spent_s=20, step_s=3.0, steps_per_epoch=10, val_s=8.0, max_epochs=9) == 9
     assert plan_epochs(10, spent_s=20, step_s=3.0, steps_per_epoch=10, val_s=8.0, max_epochs=9) == 1
+
+
+def test_replan_shortens_a_plan_that_no_longer_fits_and_never_lengthens_one():
+    # 10 of 30 planned epochs done in 200 s of 600: 20 left at 20 s would need 400 s -> it fits, plan unchanged
+    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=20) == 30
+    # the machine got busier: 30 s an epoch -> 97% of 400 s / 30 s = 12 more epochs
+    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=30) == 22
+    # faster than planned: still 30 (the learning rate would have to climb back)
+    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=5) == 30
+    # out of time: one more epoch at most, the clock stops the run
+    assert replan_epochs(30, done=10, budget_s=600, spent_s=599, last_epoch_s=30) == 11
+    assert replan_epochs(30, done=30, budget_s=600, spent_s=700, last_epoch_s=30) == 30
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ different schedules and a faster CPU annealed over more epochs than the recipe w
 probe times a few training steps and one validation pass on a throw-away copy of the model, the number of whole
 epochs that fit in the budget is fixed from it, and the run is then an ordinary ``epochs = N`` run: it resumes
 exactly, and ``--epochs N`` without a budget replays it on any machine. The clock is still a hard stop if the
-machine slows down later (the run then ends before its planned last epoch and says so).
+machine slows down a lot; before that, an epoch that shows the plan no longer fits (another job started on the
+machine) shortens the plan to the epochs that do, logged as a re-plan (such a run replays only approximately).
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def plan_epochs(budget_s: float, *, spent_s: float, step_s: float, steps_per_epo
         return max_epochs
     fits = math.floor(SAFETY * max(budget_s - spent_s, 0.0) / epoch_s)
     return int(min(max(fits, 1), max_epochs))
+
+
+def replan_epochs(planned: int, *, done: int, budget_s: float, spent_s: float, last_epoch_s: float) -> int:
+    """The plan after epoch ``done``: unchanged while the epochs left fit in the budget at the last epoch's pace,
+    otherwise shortened to those that do (at least one more), so the schedule still anneals before the clock stops
+    the run. A plan never grows: the learning rate would have to climb back."""
+    left = planned - done
+    if left <= 0 or last_epoch_s <= 0 or spent_s + left * last_epoch_s <= budget_s:
+        return planned
+    fits = math.floor(SAFETY * max(budget_s - spent_s, 0.0) / last_epoch_s)
+    return done + max(1, min(fits, left))
 
 
 def train_step(net, task, batch, optimizer, scaler, device, dtype) -> "object":
@@ -87,4 +99,4 @@ def probe_timing(task, model, train_loader, val_loader, val_dataset, device, dty
     return ProbeTiming(step_s=step_s, val_s=val_s, probe_s=time.perf_counter() - t_start)
 
 
-__all__ = ["ProbeTiming", "plan_epochs", "probe_timing", "train_step", "PROBE_STEPS", "SAFETY"]
+__all__ = ["ProbeTiming", "plan_epochs", "replan_epochs", "probe_timing", "train_step", "PROBE_STEPS", "SAFETY"]

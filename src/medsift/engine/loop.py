@@ -13,6 +13,7 @@ fit in the budget. The plan is saved in ``last.pt``, so a time-limited run also 
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from medsift.engine.budget import plan_epochs, probe_timing, train_step
+from medsift.engine.budget import plan_epochs, probe_timing, replan_epochs, train_step
 from medsift.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from medsift.engine.config import SamplerKind, SchedulerKind, TrainConfig
 from medsift.engine.device import amp_dtype, autocast, select_device
@@ -249,7 +250,9 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
         stop_reason = "already complete"
     out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"
     try:
-        for epoch in range(state["epoch"], end_epoch):
+        for epoch in itertools.count(state["epoch"]):
+            if epoch >= end_epoch:
+                break
             if state["elapsed_s"] >= budget_s:
                 stop_reason = out_of_time
                 break
@@ -292,9 +295,22 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                     state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
                 else:
                     state["bad_epochs"] += 1
-            state["elapsed_s"] += time.perf_counter() - t0
+            epoch_s = time.perf_counter() - t0
+            state["elapsed_s"] += epoch_s
             row["elapsed_s"] = state["elapsed_s"]
             state["epoch"] = epoch + 1
+            if state["planned_epochs"]:
+                replanned = replan_epochs(end_epoch, done=epoch + 1, budget_s=budget_s, spent_s=state["elapsed_s"],
+                                          last_epoch_s=epoch_s) if dist.is_main else end_epoch
+                replanned = broadcast_int(dist, replanned, device)
+                if replanned != end_epoch:
+                    emit(f"re-planned {end_epoch} -> {replanned} epochs: the last epoch took {epoch_s:.1f} s and the "
+                         f"budget has {budget_s - state['elapsed_s']:.0f} s left (the machine is busier than when "
+                         f"it was probed)")
+                    end_epoch, state["planned_epochs"] = replanned, replanned
+                    total_steps = steps_per_epoch * end_epoch
+                    out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"
+                    stop_reason = f"planned {end_epoch} epochs for the {config.max_minutes:g}-minute budget (re-planned)"
             state["history"] = state["history"] + [row]
             if dist.is_main:
                 if improved:
