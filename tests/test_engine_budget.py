@@ -19,16 +19,21 @@ def test_plan_counts_whole_epochs_in_what_is_left_of_the_budget():
     assert plan_epochs(10, spent_s=20, step_s=3.0, steps_per_epoch=10, val_s=8.0, max_epochs=9) == 1
 
 
-def test_replan_shortens_a_plan_that_no_longer_fits_and_never_lengthens_one():
-    # 10 of 30 planned epochs done in 200 s of 600: 20 left at 20 s would need 400 s -> it fits, plan unchanged
-    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=20) == 30
+def test_replan_follows_the_pace_only_when_the_plan_no_longer_fits():
+    def replan(epoch_s, spent_s=200, planned=30, max_epochs=100):
+        return replan_epochs(planned, done=10, budget_s=600, spent_s=spent_s, epoch_s=epoch_s, max_epochs=max_epochs)
+
+    # 10 of 30 planned epochs done in 200 s of 600: 20 left at 19 s need 380 s -> fits, plan unchanged
+    assert replan(19) == 30
     # the machine got busier: 30 s an epoch -> 97% of 400 s / 30 s = 12 more epochs
-    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=30) == 22
-    # faster than planned: still 30 (the learning rate would have to climb back)
-    assert replan_epochs(30, done=10, budget_s=600, spent_s=200, last_epoch_s=5) == 30
+    assert replan(30) == 22
+    # faster: 97% of 400 s / 17 s = 22 more fit, only 2 beyond the plan's 20 -> lengthened
+    assert replan(17) == 32
+    assert replan(18.5) == 30  # 20 more fit: no change for less than two epochs
+    assert replan(5, max_epochs=40) == 40
     # out of time: one more epoch at most, the clock stops the run
-    assert replan_epochs(30, done=10, budget_s=600, spent_s=599, last_epoch_s=30) == 11
-    assert replan_epochs(30, done=30, budget_s=600, spent_s=700, last_epoch_s=30) == 30
+    assert replan(30, spent_s=599) == 11
+    assert replan_epochs(30, done=30, budget_s=600, spent_s=700, epoch_s=30, max_epochs=100) == 30
 
 
 @pytest.fixture
@@ -40,7 +45,17 @@ def fake_probe(monkeypatch):
         return FAKE
 
     monkeypatch.setattr(loop, "probe_timing", probe)
+    # the tiny epochs take well under the probe's 12 s: keep the plan, as on a machine whose pace matches the probe
+    monkeypatch.setattr(loop, "replan_epochs", lambda planned, **_: planned)
     return calls
+
+
+def test_a_replan_moves_the_end_of_the_run_and_of_the_schedule(fake_probe, monkeypatch, tmp_path):
+    monkeypatch.setattr(loop, "replan_epochs", lambda planned, *, done, **_: 3 if done == 1 else planned)
+    _, _, run = train_tiny(tmp_path / "busy", epochs=6, max_minutes=1.0)
+    assert run.epochs_run == 3 and "(re-planned)" in run.stop_reason
+    assert "re-planned 4 -> 3 epochs" in (tmp_path / "busy" / "train.log").read_text()
+    assert run.history[-1]["lr"] < 0.1 * 3e-3 and all(r["epoch_s"] > 0 for r in run.history)
 
 
 def test_budgeted_run_follows_its_plan_and_replays_without_a_budget(fake_probe, tmp_path):

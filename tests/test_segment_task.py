@@ -317,3 +317,56 @@ def test_ensemble_of_one_segment_run_twice_scores_like_the_run(trained, phantom_
     assert m["ensemble_n_images"] == trained["metrics"]["n_images"]
     assert m["run0_dice_global"] == m["run1_dice_global"]
     assert (tmp_path / "eval" / "per_image.csv").is_file() and (tmp_path / "eval" / "predictions" / "masks").is_dir()
+
+
+# ------------------------------------------------------------------------------- classify -> segment cascade
+
+
+def test_slice_gate_zeroes_the_maps_of_slices_scored_below_the_threshold():
+    from medsift.label.seg_cascade import gate_maps
+
+    maps = np.full((3, 2, 2), 100, np.uint8)
+    gated = gate_maps(maps, ["a", "b", "c"], {"a": 0.9, "b": 0.1, "c": 0.5}, 0.5)
+    assert gated[:, 0, 0].tolist() == [100, 0, 100] and maps[1].max() == 100
+    with pytest.raises(ConfigError, match="no score for 1 slices"):
+        gate_maps(maps, ["a", "b", "d"], {"a": 0.9, "b": 0.1, "c": 0.5}, 0.5)
+
+
+@pytest.fixture(scope="module")
+def gate_run(phantom_ws):
+    from medsift.engine.config import ModelConfig, TrainConfig
+    from medsift.engine.runner import train_run
+
+    cfg = TrainConfig(task="classify", epochs=1, batch_size=8, max_steps_per_epoch=2, num_workers=0, threads=1,
+                      bootstrap=20, augment="none", model=ModelConfig(arch="resnet_small", width=8),
+                      preprocess={"size": 32, "windows": ["brain"], "context": 1})
+    run = phantom_ws["root"] / "gate-run"
+    train_run(phantom_ws["root"] / "ws", run, cfg, show_progress=False)
+    return run
+
+
+def test_cascade_with_an_open_gate_scores_like_the_run_itself(trained, phantom_ws, gate_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from medsift.cli import app
+
+    res = CliRunner().invoke(app, ["ensemble", str(phantom_ws["root"] / "ws"), "--out", str(tmp_path), "--run",
+                                   str(trained["run"]), "--slice-gate", str(gate_run), "--gate-threshold", "0",
+                                   "--bootstrap", "20"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["slices_gated"] == 0 and m["gate_threshold"] == 0.0
+    assert m["cascade_dice_global_raw"] == pytest.approx(m["ungated_dice_global_raw"])
+    assert m["seg_threshold"] == pytest.approx(trained["meta"]["calibration"]["threshold"])
+    assert m["cascade_dice_global"] == pytest.approx(trained["metrics"]["dice_global"])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"] == trained["metrics"]["n_images"]
+
+
+def test_cascade_with_a_closed_gate_keeps_no_lesion_pixel(trained, phantom_ws, gate_run, tmp_path):
+    from medsift.label.seg_cascade import classifier_threshold, evaluate_seg_cascade
+
+    assert 0.0 <= classifier_threshold(gate_run) <= 1.0
+    m = evaluate_seg_cascade([trained["run"]], gate_run, phantom_ws["root"] / "ws", tmp_path, gate_threshold=1.01,
+                             bootstrap=20)
+    assert m["cascade_sensitivity_global"] == 0.0 and m["cascade_dice_global_raw"] == 0.0
+    assert m["lesion_slices_gated"] >= 1 and m["slices_gated"] >= m["lesion_slices_gated"]

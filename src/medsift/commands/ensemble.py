@@ -1,5 +1,5 @@
 """`medsift ensemble WS --out DIR`: vote runs, k-fold models or seeds trained side by side; two-stage (CNN
-features + SVM/GBT) and a contrast gate."""
+features + SVM/GBT), a contrast gate, and a classify -> segment cascade (``--slice-gate``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
         two_stage: Optional[str] = typer.Option(None, help="Also fit svm | gbt | logreg on the first run's CNN "
                                                            "features (grid search), evaluated on test."),
         gate: bool = typer.Option(False, help="With --two-stage: one model per contrast group (low/high)."),
+        slice_gate: Optional[Path] = typer.Option(None, help="Segmentation runs only: a classify run trained on the "
+                                                             "same split; lesion maps are kept only on the slices it "
+                                                             "calls positive (classify -> segment cascade)."),
+        gate_threshold: Optional[float] = typer.Option(None, help="With --slice-gate: the classifier probability "
+                                                                  "that keeps a slice (default: its own threshold)."),
     ) -> None:
         """Evaluate an ensemble of runs (and optional two-stage / gated models) on WS's SPLIT."""
         from rich.console import Console
@@ -49,6 +54,17 @@ def register(app: typer.Typer) -> None:
                 runs += train_seeds(workspace, out, cfg, seeds=seeds, jobs=jobs, log=console.print)
         if not runs:
             raise ConfigError("no member runs: pass --run RUN (repeatable), --kfold and/or --seeds N")
+        if slice_gate is not None:
+            from medsift.label.seg_cascade import evaluate_seg_cascade
+
+            m = evaluate_seg_cascade(runs, slice_gate, workspace, out, split=split, gate_threshold=gate_threshold,
+                                     bootstrap=bootstrap)
+            console.print(f"cascade of {len(runs)} segmentation run(s) gated by {slice_gate} on {split}: dice_global "
+                          f"{m['cascade_dice_global']:.3f} ({m['cascade_dice_global_ci_low']:.3f}-"
+                          f"{m['cascade_dice_global_ci_high']:.3f}); raw {m['cascade_dice_global_raw']:.3f} vs "
+                          f"{m['ungated_dice_global_raw']:.3f} ungated; {int(m['slices_gated'])} slices gated "
+                          f"({int(m['lesion_slices_gated'])} with a lesion); written to {out}")
+            return
         metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap)
         console.print(f"{vote} vote of {len(runs)} runs on {split}: " + _summary(metrics, len(runs)))
         if two_stage:

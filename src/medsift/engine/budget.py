@@ -5,8 +5,9 @@ different schedules and a faster CPU annealed over more epochs than the recipe w
 probe times a few training steps and one validation pass on a throw-away copy of the model, the number of whole
 epochs that fit in the budget is fixed from it, and the run is then an ordinary ``epochs = N`` run: it resumes
 exactly, and ``--epochs N`` without a budget replays it on any machine. The clock is still a hard stop if the
-machine slows down a lot; before that, an epoch that shows the plan no longer fits (another job started on the
-machine) shortens the plan to the epochs that do, logged as a re-plan (such a run replays only approximately).
+machine slows down a lot; before that, when the pace of the last epochs shows the plan no longer fits (another
+job started on the machine) or leaves two epochs or more unused (it ended), the plan is changed to the epochs that
+fit, logged as a re-plan (such a run replays only approximately).
 """
 
 from __future__ import annotations
@@ -39,15 +40,24 @@ def plan_epochs(budget_s: float, *, spent_s: float, step_s: float, steps_per_epo
     return int(min(max(fits, 1), max_epochs))
 
 
-def replan_epochs(planned: int, *, done: int, budget_s: float, spent_s: float, last_epoch_s: float) -> int:
-    """The plan after epoch ``done``: unchanged while the epochs left fit in the budget at the last epoch's pace,
-    otherwise shortened to those that do (at least one more), so the schedule still anneals before the clock stops
-    the run. A plan never grows: the learning rate would have to climb back."""
+def replan_epochs(planned: int, *, done: int, budget_s: float, spent_s: float, epoch_s: float,
+                  max_epochs: int) -> int:
+    """The plan after epoch ``done`` at the recent pace ``epoch_s`` (seconds per epoch).
+
+    Shortened when the epochs left no longer fit in the budget (another job started on the machine), so the
+    schedule still anneals before the clock stops the run (at least one more epoch); lengthened when at least two
+    more than planned now fit with the safety margin (the job ended), up to ``max_epochs``; otherwise unchanged,
+    so a steady machine keeps its plan and the run replays exactly.
+    """
     left = planned - done
-    if left <= 0 or last_epoch_s <= 0 or spent_s + left * last_epoch_s <= budget_s:
+    if left <= 0 or epoch_s <= 0:
         return planned
-    fits = math.floor(SAFETY * max(budget_s - spent_s, 0.0) / last_epoch_s)
-    return done + max(1, min(fits, left))
+    fits = math.floor(SAFETY * max(budget_s - spent_s, 0.0) / epoch_s)
+    if spent_s + left * epoch_s > budget_s:
+        return done + max(1, min(fits, left))
+    if fits >= left + 2:
+        return min(done + fits, max(max_epochs, planned))
+    return planned
 
 
 def train_step(net, task, batch, optimizer, scaler, device, dtype) -> "object":

@@ -299,14 +299,16 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             state["elapsed_s"] += epoch_s
             row["elapsed_s"] = state["elapsed_s"]
             state["epoch"] = epoch + 1
+            row["epoch_s"] = epoch_s
             if state["planned_epochs"]:
+                pace = float(np.mean([r["epoch_s"] for r in (state["history"] + [row])[-3:] if "epoch_s" in r]))
                 replanned = replan_epochs(end_epoch, done=epoch + 1, budget_s=budget_s, spent_s=state["elapsed_s"],
-                                          last_epoch_s=epoch_s) if dist.is_main else end_epoch
+                                          epoch_s=pace, max_epochs=config.epochs) if dist.is_main else end_epoch
                 replanned = broadcast_int(dist, replanned, device)
                 if replanned != end_epoch:
-                    emit(f"re-planned {end_epoch} -> {replanned} epochs: the last epoch took {epoch_s:.1f} s and the "
-                         f"budget has {budget_s - state['elapsed_s']:.0f} s left (the machine is busier than when "
-                         f"it was probed)")
+                    emit(f"re-planned {end_epoch} -> {replanned} epochs: the last epochs took {pace:.1f} s each and "
+                         f"the budget has {budget_s - state['elapsed_s']:.0f} s left (the machine's load changed "
+                         f"since the probe)")
                     end_epoch, state["planned_epochs"] = replanned, replanned
                     total_steps = steps_per_epoch * end_epoch
                     out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"

@@ -148,9 +148,10 @@ def load_run(run: str | Path, *, device: str | None = None):
 
 
 def predict_split(run: str | Path, workspace: str | Path | None = None, *, split: str = "test",
-                  device: str | None = None) -> dict[str, Any]:
+                  device: str | None = None, unlabelled: bool = False) -> dict[str, Any]:
     """Load ``run`` and predict the rows of a workspace split (``test``/``val``/``train``) or every active row
-    (``all``); the workspace defaults to the run's own.
+    (``all``); the workspace defaults to the run's own. Label tasks keep only rows with a known label unless
+    ``unlabelled`` (scores for every row, e.g. to gate another model; the dataset's targets are then not truth).
 
     Returns ``{"task", "model", "meta", "device", "workspace", "dataset", "predictions"}`` (what
     :func:`evaluate_run` and the ensembles score).
@@ -170,6 +171,11 @@ def predict_split(run: str | Path, workspace: str | Path | None = None, *, split
         df = df[df["split"] == split]
         if df.empty:
             raise ConfigError(f"workspace {ws.root} has no active rows in split {split!r}")
+    if unlabelled:
+        df = df.copy()
+        for label in getattr(task, "labels", ()):
+            col = f"label_{label}"
+            df[col] = df[col].fillna(0) if col in df.columns else 0
     dataset = task.dataset(df, cache, augment=False)
     if len(dataset) == 0:
         raise ConfigError(f"no labelled rows to evaluate in {ws.root} ({split}); labels needed: {list(task.labels)}")
