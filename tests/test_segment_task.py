@@ -370,3 +370,21 @@ def test_cascade_with_a_closed_gate_keeps_no_lesion_pixel(trained, phantom_ws, g
                              bootstrap=20)
     assert m["cascade_sensitivity_global"] == 0.0 and m["cascade_dice_global_raw"] == 0.0
     assert m["lesion_slices_gated"] >= 1 and m["slices_gated"] >= m["lesion_slices_gated"]
+
+
+def test_predict_with_a_slice_gate_empties_the_masks_of_gated_slices(trained, phantom_ws, gate_run):
+    from typer.testing import CliRunner
+
+    from medsift.cli import app
+
+    files = sorted((phantom_ws["synth"].phe_sich / "images").glob("*.png"))[:3]
+    cmd = ["predict", str(trained["run"]), *map(str, files), "--json", "--slice-gate", str(gate_run)]
+    open_gate = CliRunner().invoke(app, [*cmd, "--gate-threshold", "0"])
+    closed = CliRunner().invoke(app, [*cmd, "--gate-threshold", "1.01"])
+    assert open_gate.exit_code == 0 and closed.exit_code == 0, open_gate.output + closed.output
+    rows_open = [json.loads(x) for x in open_gate.output.strip().splitlines()]
+    rows_closed = [json.loads(x) for x in closed.output.strip().splitlines()]
+    assert [r["gate_prob"] for r in rows_open] == [r["gate_prob"] for r in rows_closed]
+    assert all(0.0 <= r["gate_prob"] <= 1.0 for r in rows_open)
+    assert all(r["lesion_pixels"] == 0 and r["max_prob"] == 0.0 for r in rows_closed)
+    assert sum(r["max_prob"] for r in rows_open) > 0

@@ -17,6 +17,10 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="segment/detect: folder for predicted masks or drawings."),
         overlay: bool = typer.Option(False, help="segment: also write the mask over the slice (needs --out)."),
         draw: bool = typer.Option(False, help="detect: draw the boxes on the slice (needs --out)."),
+        slice_gate: Optional[Path] = typer.Option(None, help="segment: a classify run; slices it calls negative get "
+                                                             "an empty mask (classify -> segment cascade)."),
+        gate_threshold: Optional[float] = typer.Option(None, help="With --slice-gate: the classifier probability "
+                                                                  "that keeps a slice (default: its own threshold)."),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
         json_out: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
     ) -> None:
@@ -32,10 +36,13 @@ def register(app: typer.Typer) -> None:
         task = json.loads((model / "model.json").read_text()).get("task") if (model / "model.json").is_file() else None
         if (overlay or draw) and out is None:
             raise ConfigError("--overlay/--draw write files: give the folder with --out DIR")
+        if slice_gate is not None and task != "segment":
+            raise ConfigError("--slice-gate gates a segment run's masks; this run is a " f"{task} run")
         if task == "segment":
             from medsift.tasks.seg_predict import predict_segment_files
 
-            results = predict_segment_files(model, images, out_dir=out, overlay=overlay, device=device)
+            results = predict_segment_files(model, images, out_dir=out, overlay=overlay, device=device,
+                                            gate_run=slice_gate, gate_threshold=gate_threshold)
         elif task == "detect":
             from medsift.tasks.det_predict import predict_detect_files
 

@@ -6,6 +6,7 @@ NIfTI volumes give each slice its real neighbours.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,7 +15,8 @@ import numpy as np
 
 
 def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_dir: str | Path | None = None,
-                          overlay: bool = False, device: str | None = None) -> list[dict[str, Any]]:
+                          overlay: bool = False, device: str | None = None, gate_run: str | Path | None = None,
+                          gate_threshold: float | None = None) -> list[dict[str, Any]]:
     """Lesion masks of a ``segment`` run for image files or folders.
 
     Args:
@@ -24,10 +26,13 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             ``..._overlay.png`` (prediction in red on the slice); nothing is written when None.
         overlay: also write overlays (needs ``out_dir``).
         device: torch device (default: the run's).
+        gate_run: a classify run: slices it scores below ``gate_threshold`` (default: its stored threshold) get
+            an empty mask (the cascade of :mod:`medsift.label.seg_cascade`).
 
     Returns:
         One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted),
-        ``lesion_pixels``, ``max_prob``, and ``mask``/``overlay`` file paths when written.
+        ``lesion_pixels``, ``max_prob``, with ``gate_run`` also ``gate_prob``, and ``mask``/``overlay`` file paths
+        when written.
     """
     from medsift.engine.inference import expand_inputs, file_rows
     from medsift.engine.loop import build_loader, predict
@@ -58,6 +63,16 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         pre = cache.config
         center = int(pre.context) * len(pre.windows)
         images = [np.asarray(cache.images[p, center]) for p in pos]
+        gate = None
+        if gate_run is not None:
+            from medsift.engine.inference import predict_files
+            from medsift.label.seg_cascade import classifier_threshold
+
+            t = float(gate_threshold) if gate_threshold is not None else classifier_threshold(gate_run)
+            label = f"prob_{json.loads((Path(gate_run) / 'model.json').read_text())['labels'][0]}"
+            scored = {(r["path"], r["slice"]): r[label] for r in predict_files(gate_run, files, device=device)}
+            gate = [scored[(row.image_path, int(row.slice_index or 0))] for row in df.itertuples(index=False)]
+            probs = np.where((np.asarray(gate) >= t)[:, None, None], probs, 0).astype(np.uint8)
         masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
     results = []
@@ -66,6 +81,8 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0),
                                 "lesion": int(n_px >= task.options.min_lesion_pixels), "lesion_pixels": n_px,
                                 "max_prob": float(maxp[i])}
+        if gate is not None:
+            item["gate_prob"] = float(gate[i])
         if out_dir is not None:
             stem = f"{Path(row.image_path).name.split('.')[0]}_{item['slice']:04d}"
             item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", masks[i]))
