@@ -27,6 +27,7 @@ def test_replan_follows_the_pace_only_when_the_plan_no_longer_fits():
     assert replan(19) == 30
     # the machine got busier: 30 s an epoch -> 97% of 400 s / 30 s = 12 more epochs
     assert replan(30) == 22
+    assert replan(20.4) == 30  # 8 s over: less than half an epoch, the plan stays (no back and forth)
     # faster: 97% of 400 s / 17 s = 22 more fit, only 2 beyond the plan's 20 -> lengthened
     assert replan(17) == 32
     assert replan(18.5) == 30  # 20 more fit: no change for less than two epochs

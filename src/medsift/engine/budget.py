@@ -44,16 +44,16 @@ def replan_epochs(planned: int, *, done: int, budget_s: float, spent_s: float, e
                   max_epochs: int) -> int:
     """The plan after epoch ``done`` at the recent pace ``epoch_s`` (seconds per epoch).
 
-    Shortened when the epochs left no longer fit in the budget (another job started on the machine), so the
-    schedule still anneals before the clock stops the run (at least one more epoch); lengthened when at least two
-    more than planned now fit with the safety margin (the job ended), up to ``max_epochs``; otherwise unchanged,
-    so a steady machine keeps its plan and the run replays exactly.
+    Shortened when the epochs left overrun the budget by more than half an epoch (another job started on the
+    machine), so the schedule still anneals before the clock stops the run (at least one more epoch); lengthened
+    when at least two more than planned now fit with the safety margin (the job ended), up to ``max_epochs``;
+    otherwise unchanged, so a steady machine keeps its plan and the run replays exactly.
     """
     left = planned - done
     if left <= 0 or epoch_s <= 0:
         return planned
     fits = math.floor(SAFETY * max(budget_s - spent_s, 0.0) / epoch_s)
-    if spent_s + left * epoch_s > budget_s:
+    if spent_s + (left - 0.5) * epoch_s > budget_s:  # over by more than half an epoch: the clock would cut it
         return done + max(1, min(fits, left))
     if fits >= left + 2:
         return min(done + fits, max(max_epochs, planned))
