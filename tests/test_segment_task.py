@@ -332,6 +332,18 @@ def test_slice_gate_zeroes_the_maps_of_slices_scored_below_the_threshold():
         gate_maps(maps, ["a", "b", "d"], {"a": 0.9, "b": 0.1, "c": 0.5}, 0.5)
 
 
+def test_gate_threshold_keeps_the_asked_share_of_lesion_slices():
+    from medsift.label.seg_cascade import sensitive_threshold
+
+    scores = [0.9, 0.8, 0.1, 0.05, 0.7, 0.3, 0.2]
+    lesion = [True, True, False, False, True, True, True]  # lesion slices scored 0.9 0.8 0.7 0.3 0.2
+    assert sensitive_threshold(scores, lesion, 1.0) == 0.2
+    assert sensitive_threshold(scores, lesion, 0.8) == 0.3  # 4 of 5 kept
+    assert sensitive_threshold(scores, lesion, 0.79) == 0.3  # 3.95 -> keep 4 (drop at most floor(1.05) = 1)
+    with pytest.raises(ConfigError, match="no validation slice with a lesion"):
+        sensitive_threshold(scores, [False] * 7, 0.98)
+
+
 @pytest.fixture(scope="module")
 def gate_run(phantom_ws):
     from medsift.engine.config import ModelConfig, TrainConfig
@@ -370,6 +382,16 @@ def test_cascade_with_a_closed_gate_keeps_no_lesion_pixel(trained, phantom_ws, g
                              bootstrap=20)
     assert m["cascade_sensitivity_global"] == 0.0 and m["cascade_dice_global_raw"] == 0.0
     assert m["lesion_slices_gated"] >= 1 and m["slices_gated"] >= m["lesion_slices_gated"]
+
+
+def test_cascade_gate_at_full_validation_sensitivity(trained, phantom_ws, gate_run, tmp_path):
+    from medsift.label.seg_cascade import evaluate_seg_cascade
+
+    m = evaluate_seg_cascade([trained["run"]], gate_run, phantom_ws["root"] / "ws", tmp_path, gate_sensitivity=1.0,
+                             bootstrap=20)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["gate_from"] == "val sensitivity 1" and 0.0 <= m["gate_threshold"] <= 1.0
+    assert m["slices_gated"] >= 0 and m["cascade_n_images"] == trained["metrics"]["n_images"]
 
 
 def test_predict_with_a_slice_gate_empties_the_masks_of_gated_slices(trained, phantom_ws, gate_run):

@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
                                                              "same split; lesion maps are kept only on the slices it "
                                                              "calls positive (classify -> segment cascade)."),
         gate_threshold: Optional[float] = typer.Option(None, help="With --slice-gate: the classifier probability "
-                                                                  "that keeps a slice (default: its own threshold)."),
+                                                                  "that keeps a slice (default: chosen on val, see "
+                                                                  "--gate-sensitivity)."),
+        gate_sensitivity: float = typer.Option(0.98, help="With --slice-gate: the share of validation slices with a "
+                                                          "lesion the gate must keep; sets its threshold."),
     ) -> None:
         """Evaluate an ensemble of runs (and optional two-stage / gated models) on WS's SPLIT."""
         from rich.console import Console
@@ -58,12 +61,13 @@ def register(app: typer.Typer) -> None:
             from medsift.label.seg_cascade import evaluate_seg_cascade
 
             m = evaluate_seg_cascade(runs, slice_gate, workspace, out, split=split, gate_threshold=gate_threshold,
-                                     bootstrap=bootstrap)
+                                     gate_sensitivity=gate_sensitivity, bootstrap=bootstrap)
             console.print(f"cascade of {len(runs)} segmentation run(s) gated by {slice_gate} on {split}: dice_global "
                           f"{m['cascade_dice_global']:.3f} ({m['cascade_dice_global_ci_low']:.3f}-"
                           f"{m['cascade_dice_global_ci_high']:.3f}); raw {m['cascade_dice_global_raw']:.3f} vs "
                           f"{m['ungated_dice_global_raw']:.3f} ungated; {int(m['slices_gated'])} slices gated "
-                          f"({int(m['lesion_slices_gated'])} with a lesion); written to {out}")
+                          f"({int(m['lesion_slices_gated'])} with a lesion) at {m['gate_threshold']:.3f}; "
+                          f"written to {out}")
             return
         metrics = evaluate_ensemble(runs, workspace, out, vote=vote, split=split, bootstrap=bootstrap)
         console.print(f"{vote} vote of {len(runs)} runs on {split}: " + _summary(metrics, len(runs)))
