@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
                                                         f"recipe (the benchmarked configs): {RECIPES_HELP}."),
         labels: Optional[str] = typer.Option(None, help="Comma-separated labels (label_<name> columns); "
                                                          "multilabel default ivh,iph,sah,edh,sdh."),
-        max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget of training in minutes: the epochs that fit are planned from a short timing probe."),
+        max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget of training in minutes: the "
+                                                               "epochs that fit are planned from a short timing probe."),
         epochs: Optional[int] = typer.Option(None, help="Epochs (overrides the config)."),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
         resume: bool = typer.Option(False, help="Continue an interrupted run from RUN/last.pt."),

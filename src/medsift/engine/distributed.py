@@ -50,23 +50,16 @@ def barrier(info: DistInfo) -> None:
 
 def broadcast_flag(info: DistInfo, flag: bool, device) -> bool:
     """Rank 0's boolean, sent to every rank (so all ranks stop early together)."""
+    return bool(broadcast_value(info, float(flag), device))
+
+
+def broadcast_value(info: DistInfo, value: float, device) -> float:
+    """Rank 0's number, sent to every rank (so all ranks follow one time-budget plan and clock)."""
     if not info.enabled:
-        return flag
+        return float(value)
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([1 if flag else 0], device=device)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
-def broadcast_int(info: DistInfo, value: int, device) -> int:
-    """Rank 0's integer, sent to every rank (so all ranks follow one time-budget plan)."""
-    if not info.enabled:
-        return int(value)
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
-    dist.broadcast(t, src=0)
-    return int(t.item())
+    return float(t.item())

@@ -26,7 +26,7 @@ from medsift.engine.budget import plan_epochs, probe_timing, replan_epochs, trai
 from medsift.engine.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from medsift.engine.config import SamplerKind, SchedulerKind, TrainConfig
 from medsift.engine.device import amp_dtype, autocast, select_device
-from medsift.engine.distributed import DistInfo, barrier, broadcast_flag, broadcast_int, init_distributed
+from medsift.engine.distributed import DistInfo, barrier, broadcast_flag, broadcast_value, init_distributed
 from medsift.engine.history import TensorBoardLog, write_history
 from medsift.engine.sampler import EpochSampler
 from medsift.engine.seeding import derive_seed, seed_torch
@@ -235,12 +235,19 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
             emit(f"planned {planned} epochs for the {config.max_minutes:g}-minute budget "
                  f"({timing.step_s * 1000:.0f} ms/step x {steps_per_epoch} steps + {timing.val_s:.1f} s validation "
                  f"per epoch; probe {timing.probe_s:.1f} s); replay without a budget: --epochs {planned}")
-        state["planned_epochs"] = broadcast_int(dist, planned, device)
-        state["elapsed_s"] = float(broadcast_int(dist, round(state["elapsed_s"] * 1000), device)) / 1000
+        state["planned_epochs"] = int(broadcast_value(dist, planned, device))
+        state["elapsed_s"] = broadcast_value(dist, state["elapsed_s"], device)
     end_epoch = int(state["planned_epochs"]) or config.epochs
     total_steps = steps_per_epoch * end_epoch
-    stop_reason = (f"planned {end_epoch} epochs for the {config.max_minutes:g}-minute budget"
-                   if state["planned_epochs"] else "epochs")
+
+    def planned_reason(replanned: bool = False) -> str:
+        return (f"planned {end_epoch} epochs for the {config.max_minutes:g}-minute budget"
+                + (" (re-planned)" if replanned else ""))
+
+    def out_of_time() -> str:
+        return f"time budget (before the planned {end_epoch} epochs ended)"
+
+    stop_reason = planned_reason() if state["planned_epochs"] else "epochs"
     if show_progress is None:
         import sys
 
@@ -248,13 +255,12 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
     progress = _Progress(show_progress)
     if state["epoch"] >= end_epoch:
         stop_reason = "already complete"
-    out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"
     try:
         for epoch in itertools.count(state["epoch"]):
             if epoch >= end_epoch:
                 break
             if state["elapsed_s"] >= budget_s:
-                stop_reason = out_of_time
+                stop_reason = out_of_time()
                 break
             sampler.set_epoch(epoch)
             seed_torch(derive_seed(config.seed, epoch, 1))
@@ -304,15 +310,14 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 pace = float(np.mean([r["epoch_s"] for r in (state["history"] + [row])[-3:] if "epoch_s" in r]))
                 replanned = replan_epochs(end_epoch, done=epoch + 1, budget_s=budget_s, spent_s=state["elapsed_s"],
                                           epoch_s=pace, max_epochs=config.epochs) if dist.is_main else end_epoch
-                replanned = broadcast_int(dist, replanned, device)
+                replanned = int(broadcast_value(dist, replanned, device))
                 if replanned != end_epoch:
                     emit(f"re-planned {end_epoch} -> {replanned} epochs: the last epochs took {pace:.1f} s each and "
                          f"the budget has {budget_s - state['elapsed_s']:.0f} s left (the machine's load changed "
                          f"since the probe)")
                     end_epoch, state["planned_epochs"] = replanned, replanned
                     total_steps = steps_per_epoch * end_epoch
-                    out_of_time = f"time budget (before the planned {end_epoch} epochs ended)"
-                    stop_reason = f"planned {end_epoch} epochs for the {config.max_minutes:g}-minute budget (re-planned)"
+                    stop_reason = planned_reason(replanned=True)
             state["history"] = state["history"] + [row]
             if dist.is_main:
                 if improved:
@@ -330,7 +335,7 @@ def fit(task, datasets: dict[str, Any], config: TrainConfig, out_dir: str | Path
                 stop_reason = f"early stopping ({metric} did not improve for {config.patience} epochs)"
                 break
             if state["elapsed_s"] >= budget_s and epoch + 1 < end_epoch:
-                stop_reason = out_of_time
+                stop_reason = out_of_time()
                 break
     finally:
         progress.stop()
