@@ -113,6 +113,10 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
               "--set", "ema_decay=0", "--set", "bootstrap=200")),
         Step("Evaluate segmentation: Dice/IoU/HD95/NSD global, per image and per patient; volumes; overlays",
              ("evaluate", str(runs / "segment"), "--workspace", str(ws), "--split", "test")),
+        Step("Cascade: keep the segmentation only on slices the task-1 model calls positive (gate threshold keeps "
+             "98% of the validation lesion slices); gated and ungated Dice side by side",
+             ("ensemble", str(ws), "--run", str(runs / "segment"), "--slice-gate", str(runs / "classify"),
+              "--out", str(runs / "cascade"), "--bootstrap", "200")),
         Step("Train task 2: box detection (CenterNet-style heatmap head, the fastest design on CPU)",
              ("train", str(ws), "--task", "detect", "--out", str(runs / "detect"), "--epochs", "25",
               "--set", "model.arch=centernet", "--set", "model.width=8", "--set", "preprocess.size=128",
