@@ -86,7 +86,12 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
         barrier(dist)
     datasets = task.build_datasets(df, cache, config)
     t0 = time.perf_counter()
-    result = fit(task, datasets, config, out, resume=resume, show_progress=show_progress, log=log)
+    if config.model.arch == "head_features_gbm":
+        from medsift.tasks.gbm import fit_gbm
+
+        result = fit_gbm(task, task.build_model(config), datasets, config, out, df=df, log=log)
+    else:
+        result = fit(task, datasets, config, out, resume=resume, show_progress=show_progress, log=log)
     if not dist.is_main:
         return {}
     model, device = load_weights(task, config, out / "best.pt")
@@ -200,7 +205,7 @@ def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split:
     eval_dir = run / "eval" / f"{p['workspace'].root.name}-{split}"
     eval_dir.mkdir(parents=True, exist_ok=True)
     metrics = task.evaluate(preds, dataset, calibration=meta["calibration"], out_dir=eval_dir)
-    if gradcam > 0 and task.name == "classify":
+    if gradcam > 0 and task.name == "classify" and not getattr(p["model"], "tabular", False):
         metrics["gradcam_images"] = float(_gradcam_cases(task, p["model"], p["device"], dataset, preds, meta,
                                                          eval_dir, gradcam))
     atomic_write_bytes(eval_dir / "metrics.json", _json_bytes(metrics))

@@ -138,6 +138,14 @@ def LocalizationPool(pool, channels: int):
     return _LocalizationPool()
 
 
+@MODELS.register("head_features_gbm")
+def head_features_gbm(in_channels: int, num_outputs: int, config: ModelConfig):
+    """Gradient-boosted trees on hand-made head-CT features (:mod:`medsift.tasks.gbm`); trained without epochs."""
+    from medsift.tasks.gbm import HeadFeatureGBM
+
+    return HeadFeatureGBM(in_channels, num_outputs)
+
+
 def _head_in_features(model) -> int:
     import torch.nn as nn
 
