@@ -106,6 +106,14 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
               *_SMALL, *_SUBTYPES)),
         Step("Evaluate the subtype model on held-out patients",
              ("evaluate", str(sub / "runs" / "multilabel"), "--workspace", str(sub), "--split", "test")),
+        Step("Train the subtypes again with gradient-boosted trees on hand-made features (HU by depth below the "
+             "skull, blood-like blobs): seconds, no GPU",
+             ("train", str(sub), "--config", "ct-multilabel-gbm", "--out", str(sub / "runs" / "multilabel-gbm"),
+              "--set", "preprocess.size=128", "--set", "bootstrap=200")),
+        Step("Vote the subtype CNN with the trees (probabilities averaged, thresholds re-chosen on validation)",
+             ("ensemble", str(sub), "--run", str(sub / "runs" / "multilabel"), "--run",
+              str(sub / "runs" / "multilabel-gbm"), "--out", str(sub / "runs" / "multilabel-vote"),
+              "--bootstrap", "200")),
         Step("Train task 3: segmentation of the edema rim (recipe ct-segment: 2.5D, lesion-aware crops, Dice+BCE), "
              "scaled down to 256-px phantoms",
              ("train", str(ws), "--config", "ct-segment", "--out", str(runs / "segment"), "--epochs", "8",
