@@ -117,3 +117,12 @@ def test_pixel_size_from_the_manifest_or_a_nominal_field_of_view():
     df = pd.DataFrame({"width": [512, 512, 256], "spacing_mm": [[0.5, 0.5], [0.4, 0.4], None]})
     assert pixel_size_mm(df, 256) == pytest.approx(0.9)  # median of 1.0 and 0.8
     assert pixel_size_mm(pd.DataFrame({"width": [512]}), 512) == pytest.approx(0.45)
+
+
+def test_label_tools_read_the_features_as_the_gbm_embedding(gbm_run):
+    from medsift.label.features import run_outputs
+    from medsift.tasks.head_features import FEATURE_NAMES
+
+    out = run_outputs(gbm_run["run"], gbm_run["ws"])
+    assert out.embeddings.shape == (len(out.image_ids), len(FEATURE_NAMES))
+    assert out.probs.shape == (len(out.image_ids), 1) and ((out.probs > 0) & (out.probs < 1)).all()
