@@ -126,3 +126,31 @@ def test_label_tools_read_the_features_as_the_gbm_embedding(gbm_run):
     out = run_outputs(gbm_run["run"], gbm_run["ws"])
     assert out.embeddings.shape == (len(out.image_ids), len(FEATURE_NAMES))
     assert out.probs.shape == (len(out.image_ids), 1) and ((out.probs > 0) & (out.probs < 1)).all()
+
+
+def test_a_label_without_validation_positives_gets_a_fixed_forest(tmp_path):
+    """With one class in val there is no early-stopping signal: ROUNDS_WITHOUT_VAL trees, said in train.log."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from medsift.engine.config import ModelConfig, TrainConfig
+    from medsift.tasks.gbm import ROUNDS_WITHOUT_VAL, HeadFeatureGBM, fit_gbm
+
+    heads = [_head(64, blob_at=(32, 32) if k % 2 else None) for k in range(60)]
+    images = (np.stack(heads)[:, None] / 80.0 * 255).astype(np.uint8)
+
+    class Part(SimpleNamespace):
+        def __len__(self):
+            return len(self.positions)
+
+    y_train = (np.arange(40) % 2).astype(np.float32)[:, None]
+    datasets = {"train": Part(images=images, positions=np.arange(40), targets=y_train),
+                "val": Part(images=images, positions=np.arange(40, 60), targets=np.zeros((20, 1), np.float32))}
+    cfg = TrainConfig(task="classify", threads=1, model=ModelConfig(arch="head_features_gbm"),
+                      preprocess={"size": 64, "windows": ["brain"]})
+    task = SimpleNamespace(labels=("hemorrhage",), mean=[0.0], std=[1.0])
+    df = pd.DataFrame({"split": ["train"] * 40, "width": [64] * 40})
+    result = fit_gbm(task, HeadFeatureGBM(1, 1), datasets, cfg, tmp_path, df=df)
+    assert result.history[0]["best_iteration"] == ROUNDS_WITHOUT_VAL
+    assert "validation holds one class" in (tmp_path / "train.log").read_text()

@@ -34,6 +34,8 @@ GBM_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "m
               "deterministic": True, "force_row_wise": True, "verbose": -1}
 MAX_ROUNDS = 1000
 EARLY_STOP_ROUNDS = 50
+#: trees of a label whose validation rows hold one class only (no early-stopping signal): a fixed, modest forest
+ROUNDS_WITHOUT_VAL = 100
 #: in-plane pixel size assumed when the manifest has no spacing: a 230 mm head field of view over 512 pixels
 DEFAULT_MM_PER_PX_512 = 0.45
 
@@ -177,14 +179,20 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
         y = {s: datasets[s].targets[:, k] for s in ("train", "val")}
         known = {s: ~np.isnan(y[s]) for s in y}
         train = lgb.Dataset(x["train"][known["train"]], y["train"][known["train"]])
-        val = lgb.Dataset(x["val"][known["val"]], y["val"][known["val"]], reference=train)
-        booster = lgb.train(params, train, num_boost_round=MAX_ROUNDS, valid_sets=[val],
-                            callbacks=[lgb.early_stopping(EARLY_STOP_ROUNDS, verbose=False)])
-        best = int(booster.best_iteration or booster.current_iteration())
+        y_val = y["val"][known["val"]]
+        if len(np.unique(y_val)) == 2:
+            val = lgb.Dataset(x["val"][known["val"]], y_val, reference=train)
+            booster = lgb.train(params, train, num_boost_round=MAX_ROUNDS, valid_sets=[val],
+                                callbacks=[lgb.early_stopping(EARLY_STOP_ROUNDS, verbose=False)])
+            best = int(booster.best_iteration or booster.current_iteration())
+            note = ""
+        else:  # the val log-loss would only reward pushing every score to the one class present
+            booster = lgb.train(params, train, num_boost_round=ROUNDS_WITHOUT_VAL)
+            best, note = ROUNDS_WITHOUT_VAL, " (validation holds one class: no early stopping)"
         texts.append(booster.model_to_string(num_iteration=best))
-        auc = roc_auc(y["val"][known["val"]], booster.predict(x["val"][known["val"]], num_iteration=best))
+        auc = roc_auc(y_val, booster.predict(x["val"][known["val"]], num_iteration=best))
         history.append({"label": name, "best_iteration": best, "val_auc": auc})
-        lines.append(f"{name}: {best} trees, val AUC {auc:.4f}")
+        lines.append(f"{name}: {best} trees, val AUC {auc:.4f}{note}")
     model.booster_text, model._boosters = texts, None
     elapsed = time.perf_counter() - t0
     save_checkpoint(out / "best.pt", {"model": model.state_dict()})
@@ -194,6 +202,7 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
     for line in lines:
         if log is not None:
             log(line)
-    mean_auc = float(np.nanmean([h["val_auc"] for h in history]))
+    aucs = np.asarray([h["val_auc"] for h in history], dtype=np.float64)
+    mean_auc = float(aucs[np.isfinite(aucs)].mean()) if np.isfinite(aucs).any() else float("nan")
     return FitResult(best_metric=mean_auc, best_epoch=1, epochs_run=1, elapsed_s=elapsed,
                      stop_reason="boosters early-stopped on validation log-loss", history=history)
