@@ -154,3 +154,14 @@ def test_a_label_without_validation_positives_gets_a_fixed_forest(tmp_path):
     result = fit_gbm(task, HeadFeatureGBM(1, 1), datasets, cfg, tmp_path, df=df)
     assert result.history[0]["best_iteration"] == ROUNDS_WITHOUT_VAL
     assert "validation holds one class" in (tmp_path / "train.log").read_text()
+
+
+def test_predict_on_files_gives_probabilities_and_refuses_gradcam(gbm_run):
+    from medsift.engine.inference import predict_files
+    from medsift.workspace import Workspace
+
+    files = Workspace.at(gbm_run["ws"]).read()["image_path"].head(2).tolist()
+    results = predict_files(gbm_run["run"], files)
+    assert len(results) == 2 and all(0.0 < r["prob_hemorrhage"] < 1.0 for r in results)
+    with pytest.raises(ConfigError, match="Grad-CAM needs a convolutional network"):
+        predict_files(gbm_run["run"], files, gradcam_dir=gbm_run["root"] / "gc")

@@ -71,6 +71,9 @@ def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: 
     from medsift.tasks.data import SliceDataset
 
     task, model, meta, dev = load_run(run, device=device)
+    if gradcam_dir is not None and getattr(model, "tabular", False):
+        raise ConfigError(f"Grad-CAM needs a convolutional network; {run} is a {meta['model']['arch']} model "
+                          "(trees on measured features): drop --gradcam")
     files = expand_inputs(paths)
     df = new_manifest(file_rows(files))
     labels = list(meta["labels"])
