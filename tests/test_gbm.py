@@ -165,3 +165,12 @@ def test_predict_on_files_gives_probabilities_and_refuses_gradcam(gbm_run):
     assert len(results) == 2 and all(0.0 < r["prob_hemorrhage"] < 1.0 for r in results)
     with pytest.raises(ConfigError, match="Grad-CAM needs a convolutional network"):
         predict_files(gbm_run["run"], files, gradcam_dir=gbm_run["root"] / "gc")
+
+
+def test_a_finished_gbm_run_is_not_overwritten(gbm_run):
+    from medsift.engine.config import TrainConfig
+    from medsift.engine.runner import train_run
+
+    config = TrainConfig.from_yaml(gbm_run["run"] / "config.yaml")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train_run(gbm_run["ws"], gbm_run["run"], config, show_progress=False)

@@ -54,7 +54,8 @@ class ModelConfig:
     """Network choice.
 
     Attributes:
-        arch: a name from :data:`medsift.tasks.models.MODELS` (resnet18, resnet34, efficientnet_b0, resnet_small...).
+        arch: a name from :data:`medsift.tasks.models.MODELS` (resnet18, resnet34, efficientnet_b0, resnet_small...;
+            ``head_features_gbm``: gradient-boosted trees on measured head-CT features, classify/multilabel only).
         attention: ``none``, ``se`` (squeeze-excitation) or ``cbam`` after each residual stage (ResNets).
         width: base channel width of ``resnet_small`` (ignored by the torchvision models).
         pretrained: path to a local state dict (``medsift pretrain`` output or any matching weights), or None.

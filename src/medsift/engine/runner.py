@@ -67,7 +67,7 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
         saved = TrainConfig.from_yaml(cfg_path)
         if saved.to_dict() != config.to_dict():
             config = saved  # the saved config defines the run being resumed
-    elif not resume and (out / "last.pt").is_file():
+    elif not resume and ((out / "last.pt").is_file() or (out / "model.json").is_file()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     dist = init_distributed()
     ws = Workspace.at(workspace)
