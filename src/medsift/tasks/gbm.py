@@ -136,13 +136,24 @@ def _first_positive(value) -> float:
     return first if np.isfinite(first) and first > 0 else float("nan")
 
 
-def _dataset_slices(dataset, channel: int) -> np.ndarray:
-    """(N, H, W) float32 0..1 of a SliceDataset's rows in dataset order (the centre slice's first window)."""
+def dataset_features(model: HeadFeatureGBM, dataset, *, n_jobs: int = 1, chunk: int = 256) -> np.ndarray:
+    """(N, F) features of a SliceDataset's rows in dataset order, read from its uint8 cache ``chunk`` rows at a
+    time (the centre slice's first window), so a 512-px set never sits in memory as float."""
     positions = np.asarray(dataset.positions)
-    order = np.argsort(positions, kind="stable")
-    out = np.empty((len(positions),) + tuple(dataset.images.shape[-2:]), dtype=np.float32)
-    out[order] = np.asarray(dataset.images[positions[order], channel], dtype=np.float32) / 255.0
-    return out
+    parts = []
+    for start in range(0, len(positions), chunk):
+        pos = positions[start:start + chunk]
+        order = np.argsort(pos, kind="stable")
+        unit = np.empty((len(pos),) + tuple(dataset.images.shape[-2:]), dtype=np.float32)
+        unit[order] = np.asarray(dataset.images[pos[order], model.channel], dtype=np.float32) / 255.0
+        parts.append(model.slice_features(unit, n_jobs=n_jobs))
+    return np.concatenate(parts) if parts else np.zeros((0, len(_feature_names())), np.float32)
+
+
+def _feature_names() -> tuple[str, ...]:
+    from medsift.tasks.head_features import FEATURE_NAMES
+
+    return FEATURE_NAMES
 
 
 def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_dir: str | Path, *, df,
@@ -170,7 +181,7 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
     model.low_hu, model.width_hu = float(window.center - window.width / 2.0), float(window.width)
     model.mm_per_px = pixel_size_mm(df[df["split"] == "train"], int(pp.size))
     jobs = max(int(config.threads or 2), 1)
-    x = {s: model.slice_features(_dataset_slices(datasets[s], model.channel), n_jobs=jobs) for s in ("train", "val")}
+    x = {s: dataset_features(model, datasets[s], n_jobs=jobs) for s in ("train", "val")}
     lines = [f"features: {x['train'].shape[1]} per slice, {len(x['train'])} train / {len(x['val'])} val slices, "
              f"{time.perf_counter() - t0:.1f} s (pixel {model.mm_per_px:.3f} mm)"]
     params = GBM_PARAMS | {"seed": int(config.seed), "num_threads": jobs}
