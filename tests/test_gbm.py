@@ -114,7 +114,7 @@ def test_pixel_size_from_the_manifest_or_a_nominal_field_of_view():
 
     from medsift.tasks.gbm import pixel_size_mm
 
-    df = pd.DataFrame({"width": [512, 512, 256], "spacing_mm": [[0.5, 0.5], [0.4, 0.4], None]})
+    df = pd.DataFrame({"width": [512, 512, 256], "spacing_mm": [0.5, 0.4, None]})
     assert pixel_size_mm(df, 256) == pytest.approx(0.9)  # median of 1.0 and 0.8
     assert pixel_size_mm(pd.DataFrame({"width": [512]}), 512) == pytest.approx(0.45)
 

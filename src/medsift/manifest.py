@@ -85,6 +85,13 @@ def label_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c.startswith(LABEL_PREFIX) and c != "label_source"]
 
 
+def float_column(df: pd.DataFrame, col: str) -> np.ndarray:
+    """(N,) float64 of a numeric manifest column, nan where missing (all nan when the column is absent)."""
+    if col not in df.columns:
+        return np.full(len(df), np.nan)
+    return df[col].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
 def _coerce(df: pd.DataFrame) -> pd.DataFrame:
     for col in SCHEMA:
         if col.name not in df.columns:

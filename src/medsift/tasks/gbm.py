@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from medsift.errors import ConfigError
+from medsift.manifest import float_column
+from medsift.tasks.head_features import FEATURE_NAMES, head_features
 
 #: LightGBM settings: small trees and strong regularisation for a thousand rows and ~150 features
 GBM_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20,
@@ -111,29 +113,15 @@ class HeadFeatureGBM(nn.Module):
 
 
 def _features(hu: np.ndarray, mm_per_px: float, low: float, top: float) -> np.ndarray:
-    from medsift.tasks.head_features import head_features
-
     return np.stack([head_features(h, mm_per_px=mm_per_px, low_hu=low, top_hu=top) for h in hu])
 
 
 def pixel_size_mm(df, size: int) -> float:
-    """Median in-plane mm per cached pixel over ``df``'s rows: ``spacing_mm`` x source width / ``size``;
+    """Median in-plane mm per cached pixel over ``df``'s rows: ``spacing_mm`` x source ``width`` / ``size``;
     a 230 mm field of view when the manifest knows no spacing."""
-    widths = df["width"].to_numpy(dtype=np.float64) if "width" in df.columns else np.full(len(df), 512.0)
-    spacing = np.array([_first_positive(s) for s in df["spacing_mm"]] if "spacing_mm" in df.columns
-                       else [np.nan] * len(df), dtype=np.float64)
-    mm = spacing * widths / float(size)
-    mm = mm[np.isfinite(mm)]
+    mm = float_column(df, "spacing_mm") * float_column(df, "width") / float(size)
+    mm = mm[np.isfinite(mm) & (mm > 0)]
     return float(np.median(mm)) if len(mm) else DEFAULT_MM_PER_PX_512 * 512.0 / float(size)
-
-
-def _first_positive(value) -> float:
-    """The first number of a manifest spacing cell ((row, col) list, scalar, None or NA); nan when none."""
-    try:
-        first = float(np.ravel(np.asarray(value, dtype=np.float64))[0])
-    except (TypeError, ValueError, IndexError):
-        return float("nan")
-    return first if np.isfinite(first) and first > 0 else float("nan")
 
 
 def dataset_features(model: HeadFeatureGBM, dataset, *, n_jobs: int = 1, chunk: int = 256) -> np.ndarray:
@@ -147,13 +135,7 @@ def dataset_features(model: HeadFeatureGBM, dataset, *, n_jobs: int = 1, chunk: 
         unit = np.empty((len(pos),) + tuple(dataset.images.shape[-2:]), dtype=np.float32)
         unit[order] = np.asarray(dataset.images[pos[order], model.channel], dtype=np.float32) / 255.0
         parts.append(model.slice_features(unit, n_jobs=n_jobs))
-    return np.concatenate(parts) if parts else np.zeros((0, len(_feature_names())), np.float32)
-
-
-def _feature_names() -> tuple[str, ...]:
-    from medsift.tasks.head_features import FEATURE_NAMES
-
-    return FEATURE_NAMES
+    return np.concatenate(parts) if parts else np.zeros((0, len(FEATURE_NAMES)), np.float32)
 
 
 def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_dir: str | Path, *, df,

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from medsift.errors import ConfigError
+from medsift.manifest import float_column
 from medsift.tasks.base import Task
 from medsift.tasks.seg_models import DEFAULT_LOSS, DEFAULT_MODEL, SIZE_MULTIPLE, SEG_LOSSES, SEG_MODELS
 from medsift.tasks.seg_postprocess import PostprocessConfig
@@ -394,8 +395,8 @@ class SegmentTask(Task):
                             patients=df["patient_id"].astype(str).to_numpy(),
                             slice_index=df["slice_index"].astype("Float64").fillna(-1).to_numpy(dtype=float)
                             if "slice_index" in df.columns else np.arange(len(df)))
-        ds.spacing_mm = _floats(df, "spacing_mm")
-        ds.slice_thickness_mm = _floats(df, "slice_thickness_mm")
+        ds.spacing_mm = float_column(df, "spacing_mm")
+        ds.slice_thickness_mm = float_column(df, "slice_thickness_mm")
         pre = getattr(cache, "config", None)
         ds.center_channel = int(pre.context) * len(pre.windows) if pre is not None else 0
         return ds
@@ -518,9 +519,3 @@ class SegmentTask(Task):
 
         return evaluate_segmentation(self, predictions, dataset, calibration=calibration, out_dir=out_dir,
                                      n_boot=int(getattr(self.config, "bootstrap", 1000)))
-
-
-def _floats(df, col: str) -> np.ndarray:
-    if col not in df.columns:
-        return np.full(len(df), np.nan)
-    return df[col].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
