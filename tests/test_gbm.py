@@ -174,3 +174,16 @@ def test_a_finished_gbm_run_is_not_overwritten(gbm_run):
     config = TrainConfig.from_yaml(gbm_run["run"] / "config.yaml")
     with pytest.raises(ConfigError, match="already holds a run"):
         train_run(gbm_run["ws"], gbm_run["run"], config, show_progress=False)
+
+
+def test_gbm_refuses_torchrun_before_touching_the_workspace(gbm_run, tmp_path, monkeypatch):
+    from medsift.engine import distributed
+    from medsift.engine.config import TrainConfig
+    from medsift.engine.runner import train_run
+
+    # a 2-process launch as torchrun would report it (the process group itself is not needed to refuse)
+    monkeypatch.setattr(distributed, "init_distributed", lambda: distributed.DistInfo(rank=0, world=2))
+    config = TrainConfig.from_yaml(gbm_run["run"] / "config.yaml")
+    with pytest.raises(ConfigError, match="without torchrun"):
+        train_run(gbm_run["ws"], tmp_path / "run", config, show_progress=False)
+    assert not (tmp_path / "run").exists()

@@ -204,3 +204,44 @@ def test_display_to_hu_inverts_the_window_and_refuses_a_bad_width():
     np.testing.assert_allclose(display_to_hu(window(hu, 30.0, 80.0) * 255.0, 30.0, 80.0), hu, atol=1e-4)
     with pytest.raises(ConfigError, match="width > 0"):
         display_to_hu(np.zeros(2), 40.0, 0.0)
+
+
+def test_crop_head_spends_the_pixels_on_the_head_and_boxes_and_masks_follow(tmp_path):
+    # a 40x40 "head" of 40 HU at rows 10..50, cols 20..60 of a 100x100 air slice, with a bleed box inside
+    img = np.full((100, 100), -1000.0, np.float32)
+    img[10:50, 20:60] = 40.0
+    img[20:30, 30:40] = 70.0
+    mask = np.zeros((100, 100), bool)
+    mask[20:30, 30:40] = True
+    df = write_slices(tmp_path / "src", [
+        {"image_id": "a", "patient_id": "p", "slice_index": 0, "has_hu": True, "array": img, "mask": mask,
+         "boxes": [[30.0, 20.0, 40.0, 30.0, "bleed"]], "label_hemorrhage": 1},
+        {"image_id": "blank", "patient_id": "p", "slice_index": 1, "has_hu": True,
+         "array": np.full((100, 100), -1000.0, np.float32), "label_hemorrhage": 0}])
+    cache = build_cache(df, tmp_path / "c", PreprocessConfig(size=50, crop_head=True), **LOADERS)
+    # square: side ceil(40 * 1.08) = 44, centred on the head box -> y0 = 8, x0 = 18; the blank slice is not cropped
+    assert cache.index[["crop_y0", "crop_x0", "crop_side"]].iloc[0].tolist() == [8, 18, 44]
+    assert cache.index["crop_side"].isna().tolist() == [False, True]
+    scale = 50 / 44
+    assert np.allclose(cache.boxes[0], [[(30 - 18) * scale, (20 - 8) * scale, (40 - 18) * scale, (30 - 8) * scale]],
+                       atol=1e-4)
+    # the head now fills the frame but for the margin; the mask sits where the box says
+    head = np.asarray(cache.images[0, 0]) > 0
+    assert head.mean() > 0.8
+    ys, xs = np.nonzero(np.asarray(cache.masks[0]))
+    x0, y0, x1, y1 = cache.boxes[0][0]
+    assert abs(xs.min() - x0) <= 1 and abs(ys.min() - y0) <= 1 and abs(xs.max() + 1 - x1) <= 1
+    assert abs(ys.max() + 1 - y1) <= 1
+
+
+def test_crop_head_is_refused_by_tasks_that_map_outputs_back_to_pixels():
+    from medsift.engine.config import apply_overrides, TrainConfig
+    from medsift.tasks import TASKS
+
+    for task, ok in (("classify", True), ("multilabel", True), ("detect", False), ("segment", False)):
+        cfg = apply_overrides(TrainConfig(), [f"task={task}", "preprocess.crop_head=true", "labels=[hemorrhage]"])
+        if ok:
+            TASKS.get(task)(cfg)
+        else:
+            with pytest.raises(ConfigError, match="crop_head"):
+                TASKS.get(task)(cfg)

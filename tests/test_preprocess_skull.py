@@ -57,3 +57,18 @@ def test_largest_component_drops_specks():
     m[2:10, 2:10] = True
     m[15, 15] = True
     assert largest_component(m).sum() == 64
+
+
+def test_head_square_centres_a_margined_square_and_crop_pads_beyond_the_edge():
+    from medsift.preprocess.skull import crop_square, head_square
+
+    head = np.zeros((20, 30), bool)
+    head[0:10, 2:22] = True  # 10 x 20 box touching the top edge
+    y0, x0, side = head_square(head, margin=0.05)
+    assert side == 22 and (x0, y0) == (1, -6)
+    crop = crop_square(np.ones((20, 30), np.float32), (y0, x0, side), fill=-1.0)
+    assert crop.shape == (22, 22)
+    assert (crop[:6] == -1).all() and (crop[6:] == 1).all()  # rows above the image are padding
+    assert head_square(np.zeros((5, 5), bool)) is None
+    stacked = crop_square(np.stack([head, ~head]).astype(np.uint8), (y0, x0, side))
+    assert stacked.shape == (2, 22, 22) and stacked[0].sum() == head.sum()

@@ -70,6 +70,9 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
     elif not resume and ((out / "last.pt").is_file() or (out / "model.json").is_file()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     dist = init_distributed()
+    trees = config.model.arch == "head_features_gbm"
+    if trees and dist.enabled:  # every rank would fit the same boosters and write best.pt over the others
+        raise ConfigError("model.arch head_features_gbm trains in one process; run it without torchrun")
     ws = Workspace.at(workspace)
     df = active(ws.read())
     task = TASKS.get(config.task)(config)
@@ -86,7 +89,7 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
         barrier(dist)
     datasets = task.build_datasets(df, cache, config)
     t0 = time.perf_counter()
-    if config.model.arch == "head_features_gbm":
+    if trees:
         from medsift.tasks.gbm import fit_gbm
 
         result = fit_gbm(task, task.build_model(config), datasets, config, out, df=df, log=log)

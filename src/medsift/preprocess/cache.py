@@ -320,14 +320,15 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
                 from medsift.preprocess.windowing import display_to_hu
 
                 img, hu = display_to_hu(img, *source), True
-            chans, small_mask = preprocess_slice(img, mask, config, has_hu=hu)
+            chans, small_mask, square = preprocess_slice(img, mask, config, has_hu=hu)
             base[pos] = to_uint8(chans)
             if small_mask is not None:
                 masks[pos] = small_mask
                 rec["has_mask"] = True
             h, w = np.shape(img)
             rec["orig_h"], rec["orig_w"] = int(h), int(w)
-            rec["boxes"] = _scaled_boxes(row.get("boxes"), (h, w), config.size)
+            rec["boxes"] = _scaled_boxes(row.get("boxes"), (h, w), config.size, square)
+            rec["square"] = square
         except (MedsiftError, OSError, ValueError) as exc:
             rec["error"] = f"{type(exc).__name__}: {exc}"
         out.append(rec)
@@ -348,29 +349,35 @@ def preprocess_slice(image: np.ndarray, mask: np.ndarray | None, config: Preproc
         has_hu: units of ``image``.
 
     Returns:
-        ``(channels, mask)``: float32 (len(windows), S, S) in 0..1 and uint8 (S, S) 0/1 or None.
+        ``(channels, mask, square)``: float32 (len(windows), S, S) in 0..1, uint8 (S, S) 0/1 or None, and the
+        ``(y0, x0, side)`` head square the slice was cropped to (``config.crop_head``) or None.
     """
     from medsift.preprocess.enhance import enhance
     from medsift.preprocess.resample import resize_image, resize_mask
-    from medsift.preprocess.skull import brain_mask, strip_skull
+    from medsift.preprocess.skull import brain_mask, crop_square, head_mask, head_square, strip_skull
     from medsift.preprocess.windowing import stack_windows
 
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise FormatError(f"a slice must be 2D (H, W); got shape {image.shape}")
+    if mask is not None:
+        mask = (np.asarray(mask) > 0).astype(np.uint8)
+        if mask.shape != image.shape:
+            raise FormatError(f"mask shape {mask.shape} differs from image shape {image.shape}")
     chans = stack_windows(image, config.windows, has_hu=has_hu)
     if config.skull_strip:
         chans = strip_skull(chans, brain_mask(image, has_hu=has_hu))
     if config.enhance is not None:
         chans = enhance(chans, config.enhance)
+    square = None
+    if config.crop_head:  # the head is found in the first window, where air and fat sit at 0
+        square = head_square(head_mask(to_uint8(chans[0]).astype(np.float32), has_hu=False))
+        if square is not None:
+            chans = crop_square(chans, square)
+            mask = crop_square(mask, square) if mask is not None else None
     chans = np.clip(resize_image(chans, config.size), 0.0, 1.0)
-    small = None
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != image.shape:
-            raise FormatError(f"mask shape {mask.shape} differs from image shape {image.shape}")
-        small = resize_mask((mask > 0).astype(np.uint8), config.size)
-    return chans, small
+    small = resize_mask(mask, config.size) if mask is not None else None
+    return chans, small, square
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -417,15 +424,25 @@ def _index_table(df: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
     index["boxes"] = [json.dumps(r["boxes"]) for r in results]
     index["orig_height"] = [r["orig_h"] for r in results]
     index["orig_width"] = [r["orig_w"] for r in results]
+    if any(r.get("square") is not None for r in results):
+        for k, name in enumerate(("crop_y0", "crop_x0", "crop_side")):
+            index[name] = pd.array([r["square"][k] if r.get("square") is not None else None for r in results],
+                                   dtype="Int64")
     return index
 
 
-def _scaled_boxes(boxes: Any, hw: tuple[int, int], size: int) -> list[list[Any]]:
+def _scaled_boxes(boxes: Any, hw: tuple[int, int], size: int,
+                  square: tuple[int, int, int] | None = None) -> list[list[Any]]:
+    """Boxes of the source frame ``hw`` in the S x S cache frame (of the ``(y0, x0, side)`` crop if given)."""
     from medsift.preprocess.resample import scale_boxes
 
     if not isinstance(boxes, (list, tuple, np.ndarray)) or len(boxes) == 0:
         return []
-    xy = scale_boxes(np.asarray([b[:4] for b in boxes], dtype=np.float32), hw, (size, size))
+    xy = np.asarray([b[:4] for b in boxes], dtype=np.float32)
+    if square is not None:
+        y0, x0, side = square
+        xy, hw = xy - np.asarray([x0, y0, x0, y0], np.float32), (side, side)
+    xy = scale_boxes(xy, hw, (size, size))
     return [[float(v) for v in xy[i]] + [str(b[4]) if len(b) > 4 else ""] for i, b in enumerate(boxes)]
 
 

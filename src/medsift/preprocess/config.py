@@ -56,6 +56,9 @@ class PreprocessConfig:
             repeat the edge. Channels are ordered neighbour-major: ``[(-c, w0), (-c, w1), ..., (+c, wK)]``.
         normalize: a :class:`Normalize` value, applied on read.
         skull_strip: zero everything outside the brain mask (:func:`medsift.preprocess.skull.brain_mask`).
+        crop_head: crop each slice to the square around its head (:func:`medsift.preprocess.skull.head_square`)
+            before resizing, so the pixels go to the head and not to the air around it. Boxes and masks follow;
+            the cache's index keeps each slice's square (``crop_y0``, ``crop_x0``, ``crop_side``).
         enhance: None or an :class:`Enhance` value, applied per window channel before caching.
         rewindow_8bit: 8-bit slices (no HU) whose row gives the window they were exported with
             (``window_center``/``window_width``) are mapped back to approximate HU and windowed like HU data,
@@ -71,6 +74,7 @@ class PreprocessConfig:
     context: int = 0
     normalize: str = Normalize.NONE.value
     skull_strip: bool = False
+    crop_head: bool = False
     enhance: str | None = None
     rewindow_8bit: bool = False
     export_window: tuple[float, float] | None = None
@@ -89,6 +93,8 @@ class PreprocessConfig:
         object.__setattr__(self, "normalize", _enum(Normalize, self.normalize, "normalize").value)
         if self.enhance is not None:
             object.__setattr__(self, "enhance", _enum(Enhance, self.enhance, "enhance").value)
+        if not isinstance(self.crop_head, bool):
+            raise ConfigError(f"crop_head must be true or false; got {self.crop_head!r}")
         if not isinstance(self.rewindow_8bit, bool):
             raise ConfigError(f"rewindow_8bit must be true or false; got {self.rewindow_8bit!r}")
         if self.export_window is not None:

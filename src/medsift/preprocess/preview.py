@@ -45,8 +45,8 @@ def load_sample(row: Any, config: PreprocessConfig) -> dict[str, Any]:
     image = mio.load_slice(row)
     mask = mio.load_mask(row)
     has_hu = bool(row["has_hu"]) if pd.notna(row["has_hu"]) else False
-    chans, small = preprocess_slice(image, mask, config, has_hu=has_hu)
-    boxes = _scaled_boxes(row["boxes"], image.shape, config.size)
+    chans, small, square = preprocess_slice(image, mask, config, has_hu=has_hu)
+    boxes = _scaled_boxes(row["boxes"], image.shape, config.size, square)
     return as_sample({"image": chans, "mask": small if small is not None else np.zeros(chans.shape[-2:], np.uint8),
                       "boxes": np.asarray([b[:4] for b in boxes], np.float32).reshape(-1, 4),
                       "image_id": str(row["image_id"])})

@@ -4,6 +4,8 @@
 * :func:`brain_mask` — soft tissue inside the skull: not bone, not air, opened to cut thin bridges
   through the skull base, largest component kept, closed and hole-filled (ventricles and bleeds stay in).
 * :func:`strip_skull` — zero the pixels outside a mask.
+* :func:`head_square` / :func:`crop_square` — the square around the head, and a crop to it (air beyond the
+  image's edge is padded with the fill value), so a resize spends its pixels on the head.
 
 Thresholds are in HU for HU data; for 8-bit data (already brain-windowed, 0..255) they are pixel values.
 """
@@ -103,6 +105,38 @@ def strip_skull(image: np.ndarray, mask: np.ndarray, *, fill: float = 0.0) -> np
     if image.shape[-2:] != mask.shape:
         raise ConfigError(f"mask shape {mask.shape} does not match image (H, W) {image.shape[-2:]}")
     return np.where(mask, image, np.asarray(fill, dtype=image.dtype))
+
+
+def head_square(head: np.ndarray, *, margin: float = 0.04) -> tuple[int, int, int] | None:
+    """``(y0, x0, side)`` of the square centred on the bounding box of a head mask, ``margin`` of its side
+    larger on each edge; may reach past the image (:func:`crop_square` pads). None for an empty mask."""
+    head = np.asarray(head, dtype=bool)
+    if head.ndim != 2:
+        raise ConfigError(f"expected a 2D (H, W) mask; got shape {head.shape}")
+    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
+    if not len(rows):
+        return None
+    h, w = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+    side = max(int(np.ceil(max(h, w) * (1.0 + 2.0 * margin))), 8)
+    y0 = int(np.floor((rows[0] + rows[-1] + 1 - side) / 2.0))
+    x0 = int(np.floor((cols[0] + cols[-1] + 1 - side) / 2.0))
+    return y0, x0, side
+
+
+def crop_square(image: np.ndarray, square: tuple[int, int, int], *, fill: float = 0.0) -> np.ndarray:
+    """The ``(y0, x0, side)`` square of ``image`` ((H, W) or (C, H, W)), padded with ``fill`` where it leaves
+    the image."""
+    image = np.asarray(image)
+    y0, x0, side = (int(v) for v in square)
+    if side < 1:
+        raise ConfigError(f"crop side must be >= 1 pixel; got {side}")
+    h, w = image.shape[-2:]
+    out = np.full(image.shape[:-2] + (side, side), fill, dtype=image.dtype)
+    sy, sx = max(y0, 0), max(x0, 0)
+    ey, ex = min(y0 + side, h), min(x0 + side, w)
+    if sy < ey and sx < ex:
+        out[..., sy - y0:ey - y0, sx - x0:ex - x0] = image[..., sy:ey, sx:ex]
+    return out
 
 
 def _check2d(image: np.ndarray) -> np.ndarray:

@@ -33,9 +33,15 @@ class Task(ABC):
     headline_metric: ClassVar[str] = "auc"
     #: trains on the manifest's train/val split (checked before any slice is cached)
     needs_split: ClassVar[bool] = True
+    #: outputs are per slice, so ``preprocess.crop_head`` is allowed (boxes and masks would have to be mapped
+    #: back out of each slice's head square)
+    allows_crop_head: ClassVar[bool] = False
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        if config.preprocess_config().crop_head and not self.allows_crop_head:
+            raise ConfigError(f"preprocess.crop_head is for the per-slice label tasks (classify, multilabel); "
+                              f"the {self.name} task maps its outputs back to each file's pixels without it")
 
     def split_datasets(self, df, cache, *, drop_empty: bool = False,
                        missing: str = "no training rows") -> dict[str, Any]:
@@ -107,6 +113,8 @@ class Task(ABC):
 
 class LabelTask(Task):
     """K sigmoid outputs trained with BCE (optionally ``pos_weight``) or focal loss; NaN targets are ignored."""
+
+    allows_crop_head = True
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
