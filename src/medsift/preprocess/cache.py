@@ -300,7 +300,7 @@ def _build_into(tmp: Path, df: pd.DataFrame, config: PreprocessConfig, fp: str, 
 def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, masks_path: Path,
                    config: PreprocessConfig, load_slice: SliceLoader | None,
                    load_mask: MaskLoader | None) -> list[dict[str, Any]]:
-    """Worker: decode, window, strip, enhance, resize and write a chunk of rows into the memmaps."""
+    """Worker: decode, window, strip, enhance, crop, resize and write a chunk of rows into the memmaps."""
     if load_slice is None or load_mask is None:
         io = _io_module()
         load_slice = load_slice or io.load_slice
