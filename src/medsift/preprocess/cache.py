@@ -157,13 +157,7 @@ class SliceCache:
     def read_batch(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw uint8 ``(images (B, C, S, S), masks (B, S, S))`` of ``positions``, in that order (one sorted
         fancy-index read per array; much faster than B single reads)."""
-        pos = np.asarray(positions, dtype=np.int64)
-        order = np.argsort(pos, kind="stable")
-        images = np.empty((len(pos),) + self._images.shape[1:], dtype=np.uint8)
-        masks = np.empty((len(pos),) + self._masks.shape[1:], dtype=np.uint8)
-        images[order] = self._images[pos[order]]
-        masks[order] = self._masks[pos[order]]
-        return images, masks
+        return read_rows(self._images, positions), read_rows(self._masks, positions)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         """One sample: ``image`` float32 (C, S, S), ``mask`` uint8 (S, S), ``has_mask``, ``boxes`` (n, 4),
@@ -178,6 +172,17 @@ class SliceCache:
             "image_id": self.image_ids[i],
             "index": i,
         }
+
+
+def read_rows(array: np.ndarray, positions: Sequence[int] | np.ndarray, *, channel: int | None = None) -> np.ndarray:
+    """``array[positions]`` (or ``array[positions, channel]``) in the order given, read with one sorted
+    fancy index: on a memory-mapped cache, much faster than unsorted or single-row reads."""
+    pos = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    rows = array[pos[order]] if channel is None else array[pos[order], channel]
+    out = np.empty(rows.shape, dtype=rows.dtype)
+    out[order] = rows
+    return out
 
 
 def open_cache(path: str | Path) -> SliceCache:

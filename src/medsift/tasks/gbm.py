@@ -127,14 +127,13 @@ def pixel_size_mm(df, size: int) -> float:
 def dataset_features(model: HeadFeatureGBM, dataset, *, n_jobs: int = 1, chunk: int = 256) -> np.ndarray:
     """(N, F) features of a SliceDataset's rows in dataset order, read from its uint8 cache ``chunk`` rows at a
     time (the centre slice's first window), so a 512-px set never sits in memory as float."""
+    from medsift.preprocess.cache import read_rows
+
     positions = np.asarray(dataset.positions)
     parts = []
     for start in range(0, len(positions), chunk):
-        pos = positions[start:start + chunk]
-        order = np.argsort(pos, kind="stable")
-        unit = np.empty((len(pos),) + tuple(dataset.images.shape[-2:]), dtype=np.float32)
-        unit[order] = np.asarray(dataset.images[pos[order], model.channel], dtype=np.float32) / 255.0
-        parts.append(model.slice_features(unit, n_jobs=n_jobs))
+        unit = read_rows(dataset.images, positions[start:start + chunk], channel=model.channel)
+        parts.append(model.slice_features(unit.astype(np.float32) / 255.0, n_jobs=n_jobs))
     return np.concatenate(parts) if parts else np.zeros((0, len(FEATURE_NAMES)), np.float32)
 
 
