@@ -101,9 +101,10 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              ("ensemble", str(ws), "--run", str(runs / "classify"), "--run", str(runs / "classify-seed1"),
               "--seeds", "2", "--jobs", "2", "--epochs", "12", "--set", "seed=2", *_SMALL,
               "--out", str(runs / "ensemble"), "--bootstrap", "200")),
-        Step("Train task 4: multi-label subtypes (IVH/IPH/SAH/EDH/SDH, sigmoid + BCE)",
+        Step("Train task 4: multi-label subtypes (IVH/IPH/SAH/EDH/SDH, sigmoid + BCE), each slice cropped to the "
+             "square around its head as in the ct-multilabel recipe",
              ("train", str(sub), "--task", "multilabel", "--out", str(sub / "runs" / "multilabel"), "--epochs", "12",
-              *_SMALL, *_SUBTYPES)),
+              *_SMALL, *_SUBTYPES, "--set", "preprocess.crop_head=true")),
         Step("Evaluate the subtype model on held-out patients",
              ("evaluate", str(sub / "runs" / "multilabel"), "--workspace", str(sub), "--split", "test")),
         Step("Train the subtypes again with gradient-boosted trees on hand-made features (HU by depth below the "
