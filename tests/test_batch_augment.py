@@ -111,3 +111,43 @@ def test_float_input_is_not_modified_in_place():
     BatchAugment(params=AugmentParams(noise_p=1.0, noise_sigma=0.1))(x, 4)
     BatchAugment(params=AugmentParams())(x, 4)
     assert torch.equal(x, before)
+
+
+def test_mixup_blends_images_and_targets_with_one_seeded_weight():
+    """Each mixed item is lam * itself + (1 - lam) * one partner, for the image and the target alike."""
+    b = 8
+    images = torch.arange(b, dtype=torch.uint8).view(b, 1, 1, 1).expand(b, 1, 4, 4).contiguous() * 30
+    targets = [torch.tensor([float(i % 2), float(i)]) for i in range(b)]
+    items = [{"image": images[i], "target": targets[i], "index": i, "seed": 7 + i} for i in range(b)]
+    collate = Collate([0.0], [1.0], mixup=0.4)
+    out = collate(items)
+    again = collate(items)
+    assert torch.equal(out["image"], again["image"]) and torch.equal(out["target"], again["target"])
+    assert not torch.equal(collate([{**it, "seed": 50 + i} for i, it in enumerate(items)])["target"], out["target"])
+    plain = Collate([0.0], [1.0])(items)
+    # the second target is the item's index: it tells who was mixed with whom and with what weight
+    mixed_index = out["target"][:, 1]
+    assert not torch.equal(mixed_index, plain["target"][:, 1])
+    for i in range(b):
+        partner = [j for j in range(b) if j != i]
+        fits = []
+        for j in partner + [i]:
+            lam = 1.0 if j == i else float((mixed_index[i] - j) / (i - j))
+            if 0.5 <= lam <= 1.0 + 1e-6:
+                want = lam * plain["image"][i] + (1 - lam) * plain["image"][j]
+                fits.append(torch.allclose(out["image"][i], want, atol=1e-5)
+                            and abs(float(out["target"][i, 0]) - (lam * (i % 2) + (1 - lam) * (j % 2))) < 1e-5)
+        assert any(fits), i
+    # evaluation batches (no seed) are never mixed
+    unseeded = [{k: v for k, v in it.items() if k != "seed"} for it in items]
+    assert torch.equal(collate(unseeded)["target"], plain["target"])
+
+
+def test_mixup_keeps_unknown_targets_unknown():
+    items = [{"image": torch.zeros(1, 4, 4, dtype=torch.uint8), "target": torch.tensor([1.0, float("nan")]),
+              "index": 0, "seed": 1},
+             {"image": torch.zeros(1, 4, 4, dtype=torch.uint8), "target": torch.tensor([0.0, 1.0]),
+              "index": 1, "seed": 2}]
+    out = Collate([0.0], [1.0], mixup=1.0)(items)
+    assert torch.isnan(out["target"][0, 1])
+    assert not torch.isnan(out["target"][:, 0]).any()

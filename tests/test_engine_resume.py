@@ -79,6 +79,19 @@ def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path)
     assert set(best["model"]) == set(last["model"])
 
 
+def test_killed_run_with_mixup_resumes_to_identical_metrics(uninterrupted, tmp_path):
+    """``mixup``: the blend is drawn from the batch's item seeds, so a resumed run mixes the same pairs; and it does
+    change training (the losses differ from the unmixed run's)."""
+    _, _, full = train_tiny(tmp_path / "full", epochs=4, augment="light", mixup=0.4)
+    out = tmp_path / "killed"
+    child = CHILD.format(here=str(HERE), out=str(out), extra=", mixup=0.4")
+    assert subprocess.run([sys.executable, "-c", child], timeout=300).returncode == -9
+    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light", mixup=0.4)
+    for key in ("train_loss", "val_loss", "val_auc"):
+        assert resumed.history[-1][key] == pytest.approx(full.history[-1][key], rel=1e-6, abs=1e-9), key
+    assert full.history[0]["train_loss"] != pytest.approx(uninterrupted[1].history[0]["train_loss"], rel=1e-4)
+
+
 def test_best_checkpoint_holds_the_averaged_weights(tmp_path):
     train_tiny(tmp_path, epochs=1, ema_decay=0.9)  # one epoch: it is the best one
     last = torch.load(tmp_path / "last.pt", weights_only=True)

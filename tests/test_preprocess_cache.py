@@ -245,3 +245,18 @@ def test_crop_head_is_refused_by_tasks_that_map_outputs_back_to_pixels():
         else:
             with pytest.raises(ConfigError, match="crop_head"):
                 TASKS.get(task)(cfg)
+
+
+def test_mixup_is_refused_by_tasks_whose_targets_do_not_blend():
+    from medsift.engine.config import apply_overrides, TrainConfig
+    from medsift.tasks import TASKS
+
+    for task, ok in (("classify", True), ("multilabel", True), ("detect", False), ("segment", False)):
+        cfg = apply_overrides(TrainConfig(), [f"task={task}", "mixup=0.3", "labels=[hemorrhage]"])
+        if ok:
+            TASKS.get(task)(cfg)
+        else:
+            with pytest.raises(ConfigError, match="mixup"):
+                TASKS.get(task)(cfg)
+    with pytest.raises(ConfigError, match="mixup"):
+        TrainConfig(mixup=-1)

@@ -99,6 +99,9 @@ class TrainConfig:
         ema_decay: per-step decay of an exponential moving average of the weights (0 = off; 0.99 averages over
             about 100 steps). When on, validation, ``best.pt`` and therefore evaluation and prediction use the
             averaged weights: smoother than the last step's, and less dependent on which epoch validation picks.
+        mixup: Beta(alpha, alpha) of mixup for the per-slice label tasks (0 = off; 0.2-0.4 is usual): each
+            training batch is blended with a shuffled copy of itself, images and targets alike. A regulariser for
+            small sets; classify and multilabel only.
         early_stop_metric: validation metric to maximise (``auc``, ``f1``, ``macro_auc``, ``dice_global``,
             ``map50``; ``loss`` is minimised); ``auto`` = the task's own headline metric.
         patience: epochs without improvement before stopping (0 = never stop early).
@@ -126,6 +129,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     samples_per_epoch: int | None = None
     ema_decay: float = 0.0
+    mixup: float = 0.0
     early_stop_metric: str = "auto"
     patience: int = 5
     threshold_rule: str = "max_f1"
@@ -157,6 +161,8 @@ class TrainConfig:
             raise ConfigError(f"samples_per_epoch must be >= 1 or null; got {self.samples_per_epoch!r}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off); got {self.ema_decay!r}")
+        if not 0.0 <= float(self.mixup) <= 10.0:
+            raise ConfigError(f"mixup is the Beta alpha, in [0, 10] (0 = off); got {self.mixup!r}")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0; got {self.num_workers!r}")
         if isinstance(self.model, Mapping):

@@ -36,12 +36,17 @@ class Task(ABC):
     #: outputs are per slice, so ``preprocess.crop_head`` is allowed (boxes and masks would have to be mapped
     #: back out of each slice's head square)
     allows_crop_head: ClassVar[bool] = False
+    #: training batches may be blended (``mixup``): targets are per-slice label vectors that mix linearly
+    allows_mixup: ClassVar[bool] = False
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         if config.preprocess_config().crop_head and not self.allows_crop_head:
             raise ConfigError(f"preprocess.crop_head is for the per-slice label tasks (classify, multilabel); "
                               f"the {self.name} task maps its outputs back to each file's pixels without it")
+        if float(config.mixup) > 0 and not self.allows_mixup:
+            raise ConfigError(f"mixup is for the per-slice label tasks (classify, multilabel); the {self.name} "
+                              f"task's targets (boxes, masks) do not blend")
 
     def split_datasets(self, df, cache, *, drop_empty: bool = False,
                        missing: str = "no training rows") -> dict[str, Any]:
@@ -115,6 +120,7 @@ class LabelTask(Task):
     """K sigmoid outputs trained with BCE (optionally ``pos_weight``) or focal loss; NaN targets are ignored."""
 
     allows_crop_head = True
+    allows_mixup = True
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
@@ -150,7 +156,8 @@ class LabelTask(Task):
             if len(rows) and not any(len(b) for b in boxes):
                 raise ConfigError("model.box_supervision needs annotation boxes; the training rows have none "
                                   "(set model.box_supervision=0)")
-        return SliceDataset(cache.images, rows, targets, with_seed=augment and self.config.augment != "none",
+        seeded = augment and (self.config.augment != "none" or float(self.config.mixup) > 0)
+        return SliceDataset(cache.images, rows, targets, with_seed=seeded,
                             image_ids=df["image_id"].astype(str).to_numpy(),
                             patients=df["patient_id"].astype(str).to_numpy(), boxes=boxes,
                             neighbours=neighbour_positions(df, 1)[:, [0, 2]])
@@ -190,7 +197,7 @@ class LabelTask(Task):
             from medsift.tasks.data import Collate
 
             augment = BatchAugment(self.config.augment) if self.config.augment != "none" else None
-            self._collate = Collate(self.mean, self.std, augment=augment)
+            self._collate = Collate(self.mean, self.std, augment=augment, mixup=float(self.config.mixup))
         return self._collate(samples)
 
     def sample_weights(self, dataset) -> np.ndarray:

@@ -76,13 +76,14 @@ class SliceDataset:
 
 
 class Collate:
-    """Stack samples; uint8 -> float 0..1; augment batches of seeded (training) items with ``augment``;
-    standardise per channel with ``mean``/``std`` (0..1 units)."""
+    """Stack samples; uint8 -> float 0..1; augment batches of seeded (training) items with ``augment`` and blend
+    them with ``mixup`` (Beta alpha, 0 = off); standardise per channel with ``mean``/``std`` (0..1 units)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], *, augment=None) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], *, augment=None, mixup: float = 0.0) -> None:
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.maximum(np.asarray(std, dtype=np.float32), 1e-3)
         self.augment = augment
+        self.mixup = float(mixup)
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -104,7 +105,27 @@ class Collate:
                  "index": torch.as_tensor([s["index"] for s in samples], dtype=torch.long)}
         if maps is not None:
             batch["box_map"] = maps
+        if self.mixup > 0 and "seed" in samples[0]:
+            mix_batch(batch, alpha=self.mixup, seed=batch_seed([s["seed"] for s in samples]))
         return batch
+
+
+def mix_batch(batch: dict[str, Any], *, alpha: float, seed: int) -> None:
+    """Mixup (Zhang et al. 2018) in place: image, target and box map become ``lam * x + (1 - lam) * x[perm]`` with
+    one ``lam ~ Beta(alpha, alpha)`` folded to >= 0.5 (the batch's own items dominate) and a seeded permutation.
+
+    A target that is unknown (NaN) in either partner stays unknown, so the loss still ignores it.
+    """
+    import torch
+
+    rng = np.random.default_rng([int(seed), 0x6D6978])  # "mix": a stream apart from the augmentation's
+    lam = float(rng.beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)
+    perm = torch.as_tensor(rng.permutation(len(batch["target"])), dtype=torch.long)
+    for key in ("image", "target", "box_map"):
+        if key in batch:
+            x = batch[key].float() if key == "target" else batch[key]
+            batch[key] = lam * x + (1.0 - lam) * x[perm]
 
 
 def box_maps(boxes: Sequence[np.ndarray], shape: Sequence[int]):
