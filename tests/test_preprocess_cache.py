@@ -234,6 +234,46 @@ def test_crop_head_spends_the_pixels_on_the_head_and_boxes_and_masks_follow(tmp_
     assert abs(ys.max() + 1 - y1) <= 1
 
 
+def test_crop_head_with_context_crops_a_series_with_one_square_so_neighbours_align(tmp_path):
+    """With 2.5D context the slices of a series share the square around all their heads: a small head (top of
+    the skull) and a large one keep their true relative size, and each channel of a stack is cropped alike."""
+    def slice_with_head(y0, y1, x0, x1):
+        img = np.full((100, 100), -1000.0, np.float32)
+        img[y0:y1, x0:x1] = 40.0
+        return img
+
+    rows = [{"image_id": f"s{k}", "patient_id": "p", "series_id": "A", "slice_index": k, "has_hu": True,
+             "array": slice_with_head(*box), "label_hemorrhage": 0}
+            for k, box in enumerate([(10, 50, 20, 60), (20, 40, 30, 50), (10, 50, 20, 60)])]
+    rows.append({"image_id": "other", "patient_id": "q", "series_id": "B", "slice_index": 0, "has_hu": True,
+                 "array": slice_with_head(60, 80, 60, 80), "label_hemorrhage": 0})
+    df = write_slices(tmp_path / "src", rows)
+    per_slice = build_cache(df, tmp_path / "c0", PreprocessConfig(size=44, crop_head=True), **LOADERS)
+    series = build_cache(df, tmp_path / "c1", PreprocessConfig(size=44, crop_head=True, context=1), **LOADERS)
+    squares = lambda c: c.index[["crop_y0", "crop_x0", "crop_side"]].astype(int).values.tolist()  # noqa: E731
+    # per slice: the small head gets its own, tighter square (side ceil(20 * 1.08) = 22)
+    assert squares(per_slice)[1] == [19, 29, 22]
+    # per series: series A's three slices share the square of its largest head; series B keeps its own
+    assert squares(series)[:3] == [[8, 18, 44]] * 3
+    assert squares(series)[3] == squares(per_slice)[3]
+    # at 44 px over a 44-px square the small head keeps its 20 px, and the stack's channels line up
+    centre = np.asarray(series.images[1, 1]) > 0
+    assert centre.sum() == 20 * 20
+    assert np.array_equal(np.asarray(series.images[1, 0]) > 0, np.asarray(series.images[0, 1]) > 0)
+    assert (np.asarray(series.images[1, 0]) > 0).sum() == 40 * 40
+
+
+def test_union_square_holds_every_square_and_skips_none():
+    from medsift.preprocess.skull import union_square
+
+    assert union_square([None, None]) is None
+    assert union_square([(8, 18, 44), None]) == (8, 18, 44)
+    y0, x0, side = union_square([(0, 0, 10), (5, 20, 10)])
+    assert side == 30 and (y0, x0) == (-8, 0)  # 30 wide (x 0..30), 15 tall (y 0..15): centred in y, floored
+    for sq in ((0, 0, 10), (5, 20, 10)):
+        assert y0 <= sq[0] and x0 <= sq[1] and sq[0] + sq[2] <= y0 + side and sq[1] + sq[2] <= x0 + side
+
+
 def test_crop_head_is_refused_by_tasks_that_map_outputs_back_to_pixels():
     from medsift.engine.config import apply_overrides, TrainConfig
     from medsift.tasks import TASKS

@@ -2,7 +2,8 @@
 
 Each slice is decoded once (``medsift.io.load_slice`` / ``load_mask``), windowed
 (:func:`~medsift.preprocess.windowing.stack_windows`), optionally skull-stripped and enhanced, resized to
-``size x size`` and stored as uint8 (value = round(255 * x), x in 0..1). A cache folder holds::
+``size x size`` (optionally cropped to the head first; with 2.5D context one square per series, found in a first
+decoding pass) and stored as uint8 (value = round(255 * x), x in 0..1). A cache folder holds::
 
     images.npy     uint8 (N, C, S, S)  C = len(windows) * (2 * context + 1), neighbour-major channels
     masks.npy      uint8 (N, S, S)     0/1, zeros where the slice has no mask (see has_mask)
@@ -49,7 +50,10 @@ MaskLoader = Callable[[Any], "np.ndarray | None"]
 def cache_fingerprint(df: pd.DataFrame, config: PreprocessConfig) -> str:
     """sha256 hex of the config and, per row in order, what decides the cached pixels and boxes."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "config": config.to_dict()}, sort_keys=True).encode())
+    head = {"version": CACHE_VERSION, "config": config.to_dict()}
+    if config.crop_head and config.context > 0:
+        head["crop"] = "series"  # one square per series (caches built before 2026-11-25 cropped per slice)
+    h.update(json.dumps(head, sort_keys=True).encode())
     content = df["content_hash"] if "content_hash" in df.columns else pd.Series([None] * len(df), index=df.index)
     masks = df["mask_path"] if "mask_path" in df.columns else pd.Series([None] * len(df), index=df.index)
     has_hu = df["has_hu"] if "has_hu" in df.columns else pd.Series([None] * len(df), index=df.index)
@@ -277,8 +281,11 @@ def _build_into(tmp: Path, df: pd.DataFrame, config: PreprocessConfig, fp: str, 
     masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, s, s))
     del base, masks  # workers reopen them r+; flushed here
     chunks = [np.arange(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK)]
+    squares: list[Any] = [None] * n
+    if config.crop_head and config.context > 0:  # neighbours are channels: one square per series keeps them aligned
+        squares = _series_squares(df, config, chunks, n_jobs=n_jobs, progress=progress, load_slice=load_slice)
     jobs = (delayed(_process_chunk)(df.iloc[idx], idx, tmp / base_name, tmp / "masks.npy", config,
-                                    load_slice, load_mask) for idx in chunks)
+                                    load_slice, load_mask, [squares[i] for i in idx]) for idx in chunks)
     results: list[dict[str, Any]] = []
     with _bar(progress, "caching slices", n) as advance:
         for part in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
@@ -302,10 +309,66 @@ def _build_into(tmp: Path, df: pd.DataFrame, config: PreprocessConfig, fp: str, 
     atomic_write_bytes(tmp / "config.json", json.dumps(meta, indent=1).encode())
 
 
+def _series_squares(df: pd.DataFrame, config: PreprocessConfig, chunks: list[np.ndarray], *, n_jobs: int,
+                    progress: bool, load_slice: SliceLoader | None) -> list[tuple[int, int, int] | None]:
+    """One head square per series (rows of one :func:`~medsift.preprocess.stack.series_key` and image size): the
+    square around the union of its slices' head squares, so a slice and its neighbours are cropped alike and
+    every slice of a scan keeps the scan's one pixel size. A first pass decodes each slice for its square only."""
+    from joblib import Parallel, delayed
+
+    from medsift.preprocess.skull import union_square
+    from medsift.preprocess.stack import series_key
+
+    jobs = (delayed(_find_squares)(df.iloc[idx], idx, config, load_slice) for idx in chunks)
+    found: dict[int, tuple[Any, tuple[int, int] | None]] = {}
+    with _bar(progress, "finding head squares", len(df)) as advance:
+        for part in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+            found.update(part)
+            advance(len(part))
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for pos, key in enumerate(series_key(df).to_numpy()):
+        groups.setdefault((key, found[pos][1]), []).append(pos)
+    out: list[tuple[int, int, int] | None] = [None] * len(df)
+    for members in groups.values():
+        square = union_square([found[p][0] for p in members])
+        for p in members:
+            out[p] = square
+    return out
+
+
+def _find_squares(rows: pd.DataFrame, positions: np.ndarray, config: PreprocessConfig,
+                  load_slice: SliceLoader | None) -> dict[int, tuple[Any, tuple[int, int] | None]]:
+    """Worker: ``{pos: (head square or None, (H, W) or None)}`` of a chunk of rows (unreadable rows: None, None;
+    the caching pass reports them)."""
+    load_slice = load_slice or _io_module().load_slice
+    out = {}
+    for pos, (_, row) in zip(positions, rows.iterrows()):
+        try:
+            img, hu = _decoded(row, load_slice, config)
+            out[int(pos)] = (find_head_square(_windowed(img, config, has_hu=hu)), tuple(np.shape(img)))
+        except (MedsiftError, OSError, ValueError):
+            out[int(pos)] = (None, None)
+    return out
+
+
+def _decoded(row: Any, load_slice: SliceLoader, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
+    """``(slice, has_hu)``: the decoded slice, mapped back to HU when ``config`` re-windows 8-bit exports."""
+    img = load_slice(row)
+    hu = _bool(row.get("has_hu")) is True
+    source = _source_window(hu, row.get("window_center"), row.get("window_width"), config.export_window) \
+        if config.rewindows else None
+    if source is not None:
+        from medsift.preprocess.windowing import display_to_hu
+
+        img, hu = display_to_hu(img, *source), True
+    return img, hu
+
+
 def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, masks_path: Path,
                    config: PreprocessConfig, load_slice: SliceLoader | None,
-                   load_mask: MaskLoader | None) -> list[dict[str, Any]]:
-    """Worker: decode, window, strip, enhance, crop, resize and write a chunk of rows into the memmaps."""
+                   load_mask: MaskLoader | None, squares: Sequence[Any]) -> list[dict[str, Any]]:
+    """Worker: decode, window, strip, enhance, crop (to the row's given square, else its own), resize and write a
+    chunk of rows into the memmaps."""
     if load_slice is None or load_mask is None:
         io = _io_module()
         load_slice = load_slice or io.load_slice
@@ -313,19 +376,13 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
     base = np.load(base_path, mmap_mode="r+")
     masks = np.load(masks_path, mmap_mode="r+")
     out = []
-    for pos, (_, row) in zip(positions, rows.iterrows()):
+    for pos, given, (_, row) in zip(positions, squares, rows.iterrows()):
         rec: dict[str, Any] = {"pos": int(pos), "image_id": str(row["image_id"]), "error": None,
                                "has_mask": False, "boxes": [], "orig_h": None, "orig_w": None}
         try:
-            img, mask = load_slice(row), load_mask(row)
-            hu = _bool(row.get("has_hu")) is True
-            source = _source_window(hu, row.get("window_center"), row.get("window_width"), config.export_window) \
-                if config.rewindows else None
-            if source is not None:
-                from medsift.preprocess.windowing import display_to_hu
-
-                img, hu = display_to_hu(img, *source), True
-            chans, small_mask, square = preprocess_slice(img, mask, config, has_hu=hu)
+            img, hu = _decoded(row, load_slice, config)
+            mask = load_mask(row)
+            chans, small_mask, square = preprocess_slice(img, mask, config, has_hu=hu, square=given)
             base[pos] = to_uint8(chans)
             if small_mask is not None:
                 masks[pos] = small_mask
@@ -344,23 +401,24 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
 
 
 def preprocess_slice(image: np.ndarray, mask: np.ndarray | None, config: PreprocessConfig, *,
-                     has_hu: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Window, skull-strip, enhance and resize one decoded slice (the per-slice part of the cache).
+                     has_hu: bool, square: tuple[int, int, int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int, int] | None]:
+    """Window, skull-strip, enhance, crop and resize one decoded slice (the per-slice part of the cache).
 
     Args:
         image: (H, W) in HU (``has_hu``) or 0..255.
         mask: bool (H, W) or None.
         config: preprocessing.
         has_hu: units of ``image``.
+        square: with ``config.crop_head``, the ``(y0, x0, side)`` to crop to (its series' square); None = the
+            slice's own head square.
 
     Returns:
         ``(channels, mask, square)``: float32 (len(windows), S, S) in 0..1, uint8 (S, S) 0/1 or None, and the
         ``(y0, x0, side)`` head square the slice was cropped to (``config.crop_head``) or None.
     """
-    from medsift.preprocess.enhance import enhance
     from medsift.preprocess.resample import resize_image, resize_mask
-    from medsift.preprocess.skull import brain_mask, crop_square, head_mask, head_square, strip_skull
-    from medsift.preprocess.windowing import stack_windows
+    from medsift.preprocess.skull import crop_square
 
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
@@ -369,20 +427,40 @@ def preprocess_slice(image: np.ndarray, mask: np.ndarray | None, config: Preproc
         mask = (np.asarray(mask) > 0).astype(np.uint8)
         if mask.shape != image.shape:
             raise FormatError(f"mask shape {mask.shape} differs from image shape {image.shape}")
+    chans = _windowed(image, config, has_hu=has_hu)
+    if not config.crop_head:
+        square = None
+    elif square is None:
+        square = find_head_square(chans)
+    if square is not None:
+        chans = crop_square(chans, square)
+        mask = crop_square(mask, square) if mask is not None else None
+    chans = np.clip(resize_image(chans, config.size), 0.0, 1.0)
+    small = resize_mask(mask, config.size) if mask is not None else None
+    return chans, small, square
+
+
+def _windowed(image: np.ndarray, config: PreprocessConfig, *, has_hu: bool) -> np.ndarray:
+    """float32 (len(windows), H, W) in 0..1: windowed, then skull-stripped and enhanced as ``config`` says."""
+    from medsift.preprocess.enhance import enhance
+    from medsift.preprocess.skull import brain_mask, strip_skull
+    from medsift.preprocess.windowing import stack_windows
+
+    image = np.asarray(image, dtype=np.float32)
     chans = stack_windows(image, config.windows, has_hu=has_hu)
     if config.skull_strip:
         chans = strip_skull(chans, brain_mask(image, has_hu=has_hu))
     if config.enhance is not None:
         chans = enhance(chans, config.enhance)
-    square = None
-    if config.crop_head:  # the head is found in the first window, where air and fat sit at 0
-        square = head_square(head_mask(to_uint8(chans[0]).astype(np.float32), has_hu=False))
-        if square is not None:
-            chans = crop_square(chans, square)
-            mask = crop_square(mask, square) if mask is not None else None
-    chans = np.clip(resize_image(chans, config.size), 0.0, 1.0)
-    small = resize_mask(mask, config.size) if mask is not None else None
-    return chans, small, square
+    return chans
+
+
+def find_head_square(chans: np.ndarray) -> tuple[int, int, int] | None:
+    """The head square (:func:`~medsift.preprocess.skull.head_square`) of windowed channels, found in the first
+    window, where air and fat sit at 0; None when no head is found."""
+    from medsift.preprocess.skull import head_mask, head_square
+
+    return head_square(head_mask(to_uint8(chans[0]).astype(np.float32), has_hu=False))
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

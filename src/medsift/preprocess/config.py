@@ -58,7 +58,8 @@ class PreprocessConfig:
         skull_strip: zero everything outside the brain mask (:func:`medsift.preprocess.skull.brain_mask`).
         crop_head: crop each slice to the square around its head (:func:`medsift.preprocess.skull.head_square`)
             before resizing, so the pixels go to the head and not to the air around it. Boxes and masks follow;
-            the cache's index keeps each slice's square (``crop_y0``, ``crop_x0``, ``crop_side``).
+            the cache's index keeps each slice's square (``crop_y0``, ``crop_x0``, ``crop_side``). With ``context``
+            every slice of a series is cropped to one square (around all its heads), so neighbours stay aligned.
         enhance: None or an :class:`Enhance` value, applied per window channel before caching.
         rewindow_8bit: 8-bit slices (no HU) whose row gives the window they were exported with
             (``window_center``/``window_width``) are mapped back to approximate HU and windowed like HU data,

@@ -12,6 +12,8 @@ Thresholds are in HU for HU data; for 8-bit data (already brain-windowed, 0..255
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from medsift.errors import ConfigError
@@ -121,6 +123,18 @@ def head_square(head: np.ndarray, *, margin: float = 0.04) -> tuple[int, int, in
     y0 = int(np.floor((rows[0] + rows[-1] + 1 - side) / 2.0))
     x0 = int(np.floor((cols[0] + cols[-1] + 1 - side) / 2.0))
     return y0, x0, side
+
+
+def union_square(squares: Sequence[tuple[int, int, int] | None]) -> tuple[int, int, int] | None:
+    """The smallest square centred on the bounding box of ``squares`` (``(y0, x0, side)`` each; None entries are
+    skipped) that holds them all; None when none is given."""
+    boxes = np.asarray([s for s in squares if s is not None], dtype=np.int64).reshape(-1, 3)
+    if not len(boxes):
+        return None
+    y0, x0 = int(boxes[:, 0].min()), int(boxes[:, 1].min())
+    y1, x1 = int((boxes[:, 0] + boxes[:, 2]).max()), int((boxes[:, 1] + boxes[:, 2]).max())
+    side = max(y1 - y0, x1 - x0)
+    return (y0 + y1 - side) // 2, (x0 + x1 - side) // 2, side
 
 
 def crop_square(image: np.ndarray, square: tuple[int, int, int], *, fill: float = 0.0) -> np.ndarray:

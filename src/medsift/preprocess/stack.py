@@ -14,7 +14,8 @@ import pandas as pd
 from medsift.errors import ConfigError
 
 
-def _series_key(df: pd.DataFrame) -> pd.Series:
+def series_key(df: pd.DataFrame) -> pd.Series:
+    """One key per series: ``series_id``, else ``study_id``, else ``patient_id`` (tagged so they never collide)."""
     key = pd.Series(["p:"] * len(df), index=df.index, dtype=object) + df["patient_id"].astype(str).to_numpy()
     for col, tag in (("study_id", "st:"), ("series_id", "se:")):
         if col in df.columns:
@@ -45,7 +46,7 @@ def neighbour_positions(df: pd.DataFrame, context: int) -> np.ndarray:
         else np.zeros(n)
     )
     tab = pd.DataFrame({
-        "key": _series_key(df).to_numpy(),
+        "key": series_key(df).to_numpy(),
         "order": order_idx.to_numpy(),
         "iid": df["image_id"].astype(str).to_numpy() if "image_id" in df.columns else np.arange(n).astype(str),
         "pos": np.arange(n),
