@@ -72,3 +72,20 @@ def test_head_square_centres_a_margined_square_and_crop_pads_beyond_the_edge():
     assert head_square(np.zeros((5, 5), bool)) is None
     stacked = crop_square(np.stack([head, ~head]).astype(np.uint8), (y0, x0, side))
     assert stacked.shape == (2, 22, 22) and stacked[0].sum() == head.sum()
+
+
+def test_the_cache_finds_the_same_head_square_as_the_full_head_mask(head):
+    """``find_head_square`` skips the closing and hole filling: on a head with dark holes, a notch and a speck of
+    noise apart from it, the square is the one of ``head_mask``."""
+    from medsift.preprocess.cache import find_head_square
+    from medsift.preprocess.skull import head_square
+    from medsift.preprocess.windowing import stack_windows
+
+    hu = head[0].copy()
+    hu[60:70, 10:16] = -1000.0   # a notch of air into the scalp and skull
+    hu[50:58, 50:58] = -1000.0   # air inside the head (a sinus)
+    hu[2:4, 120:122] = 40.0      # a speck outside the head
+    chans = stack_windows(hu, ("brain",), has_hu=True)
+    expected = head_square(head_mask(np.rint(chans[0] * 255.0), has_hu=False))
+    assert expected is not None
+    assert find_head_square(chans) == expected

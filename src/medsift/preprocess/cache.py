@@ -457,10 +457,14 @@ def _windowed(image: np.ndarray, config: PreprocessConfig, *, has_hu: bool) -> n
 
 def find_head_square(chans: np.ndarray) -> tuple[int, int, int] | None:
     """The head square (:func:`~medsift.preprocess.skull.head_square`) of windowed channels, found in the first
-    window, where air and fat sit at 0; None when no head is found."""
-    from medsift.preprocess.skull import head_mask, head_square
+    window, where air and fat sit at 0; None when no head is found.
 
-    return head_square(head_mask(to_uint8(chans[0]).astype(np.float32), has_hu=False))
+    The square needs only the bounding box of the largest foreground component: the closing and hole filling
+    of :func:`~medsift.preprocess.skull.head_mask` never reach outside it (away from the image edge), and skipping
+    them is about 20 times faster (one square in 400 real slices moved by 1-2 pixels, at the edge)."""
+    from medsift.preprocess.skull import U8_AIR, head_square, largest_component
+
+    return head_square(largest_component(to_uint8(chans[0]) > U8_AIR))
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
