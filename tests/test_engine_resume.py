@@ -61,15 +61,23 @@ def test_history_csv_has_one_row_per_epoch(uninterrupted):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path):
-    """``ema_decay``: the averaged weights are validated, saved as best and restored on resume."""
-    _, _, full = train_tiny(tmp_path / "full", epochs=4, augment="light", ema_decay=0.9)
-    out = tmp_path / "killed"
-    child = CHILD.format(here=str(HERE), out=str(out), extra=", ema_decay=0.9")
+def _kill_resume_and_compare(full_dir, out, **option):
+    """Train 4 epochs uninterrupted with ``option``, then the same killed after epoch 2 and resumed; assert the last
+    epoch's losses and val AUC agree. Returns the uninterrupted run's result."""
+    _, _, full = train_tiny(full_dir, epochs=4, augment="light", **option)
+    extra = "".join(f", {k}={v!r}" for k, v in option.items())
+    child = CHILD.format(here=str(HERE), out=str(out), extra=extra)
     assert subprocess.run([sys.executable, "-c", child], timeout=300).returncode == -9
-    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light", ema_decay=0.9)
+    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light", **option)
     for key in ("train_loss", "val_loss", "val_auc"):
         assert resumed.history[-1][key] == pytest.approx(full.history[-1][key], rel=1e-6, abs=1e-9), key
+    return full
+
+
+def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path):
+    """``ema_decay``: the averaged weights are validated, saved as best and restored on resume."""
+    out = tmp_path / "killed"
+    _kill_resume_and_compare(tmp_path / "full", out, ema_decay=0.9)
     last = torch.load(out / "last.pt", weights_only=True)
     best = torch.load(out / "best.pt", weights_only=True)
     averaged = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
@@ -82,13 +90,7 @@ def test_killed_run_with_weight_averaging_resumes_to_identical_metrics(tmp_path)
 def test_killed_run_with_mixup_resumes_to_identical_metrics(uninterrupted, tmp_path):
     """``mixup``: the blend is drawn from the batch's item seeds, so a resumed run mixes the same pairs; and it does
     change training (the losses differ from the unmixed run's)."""
-    _, _, full = train_tiny(tmp_path / "full", epochs=4, augment="light", mixup=0.4)
-    out = tmp_path / "killed"
-    child = CHILD.format(here=str(HERE), out=str(out), extra=", mixup=0.4")
-    assert subprocess.run([sys.executable, "-c", child], timeout=300).returncode == -9
-    _, _, resumed = train_tiny(out, resume=True, epochs=4, augment="light", mixup=0.4)
-    for key in ("train_loss", "val_loss", "val_auc"):
-        assert resumed.history[-1][key] == pytest.approx(full.history[-1][key], rel=1e-6, abs=1e-9), key
+    full = _kill_resume_and_compare(tmp_path / "full", tmp_path / "killed", mixup=0.4)
     assert full.history[0]["train_loss"] != pytest.approx(uninterrupted[1].history[0]["train_loss"], rel=1e-4)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medsift.engine.config import TrainConfig
 from medsift.errors import ConfigError, FormatError
 from medsift.preprocess.cache import SliceCache, build_cache
 from medsift.preprocess.config import PreprocessConfig
@@ -274,29 +275,23 @@ def test_union_square_holds_every_square_and_skips_none():
         assert y0 <= sq[0] and x0 <= sq[1] and sq[0] + sq[2] <= y0 + side and sq[1] + sq[2] <= x0 + side
 
 
-def test_crop_head_is_refused_by_tasks_that_map_outputs_back_to_pixels():
+@pytest.mark.parametrize("option", ["preprocess.crop_head=true", "mixup=0.3"])
+def test_per_slice_label_options_are_refused_by_tasks_with_boxes_or_masks(option):
+    """``crop_head`` (outputs would have to be mapped back to file pixels) and ``mixup`` (boxes and masks do not
+    blend) are for classify and multilabel; detect and segment say so."""
     from medsift.engine.config import apply_overrides, TrainConfig
     from medsift.tasks import TASKS
 
+    name = option.split("=")[0].split(".")[-1]
     for task, ok in (("classify", True), ("multilabel", True), ("detect", False), ("segment", False)):
-        cfg = apply_overrides(TrainConfig(), [f"task={task}", "preprocess.crop_head=true", "labels=[hemorrhage]"])
+        cfg = apply_overrides(TrainConfig(), [f"task={task}", option, "labels=[hemorrhage]"])
         if ok:
             TASKS.get(task)(cfg)
         else:
-            with pytest.raises(ConfigError, match="crop_head"):
+            with pytest.raises(ConfigError, match=name):
                 TASKS.get(task)(cfg)
 
 
-def test_mixup_is_refused_by_tasks_whose_targets_do_not_blend():
-    from medsift.engine.config import apply_overrides, TrainConfig
-    from medsift.tasks import TASKS
-
-    for task, ok in (("classify", True), ("multilabel", True), ("detect", False), ("segment", False)):
-        cfg = apply_overrides(TrainConfig(), [f"task={task}", "mixup=0.3", "labels=[hemorrhage]"])
-        if ok:
-            TASKS.get(task)(cfg)
-        else:
-            with pytest.raises(ConfigError, match="mixup"):
-                TASKS.get(task)(cfg)
+def test_mixup_alpha_is_checked():
     with pytest.raises(ConfigError, match="mixup"):
         TrainConfig(mixup=-1)
