@@ -87,6 +87,33 @@ def test_gbm_run_learns_hemorrhage_on_unseen_patients(gbm_run):
     assert "trees, val AUC" in (gbm_run["run"] / "train.log").read_text()
 
 
+def test_calibration_scores_from_training_match_the_saved_model(gbm_run):
+    """fit_gbm hands its val scores to the runner (the features are not measured twice); the saved model, run
+    over the val loader as evaluation runs it, must give the same scores, so the same metrics and threshold."""
+    from medsift.engine.loop import build_loader, predict
+    from medsift.engine.runner import cache_for, load_run
+    from medsift.manifest import active
+    from medsift.workspace import Workspace
+
+    task, model, meta, device = load_run(gbm_run["run"])
+    ws = Workspace.at(gbm_run["ws"])
+    df = active(ws.read())
+    val = task.build_datasets(df, cache_for(ws, df, task.config), task.config)["val"]
+    preds = predict(task, model, build_loader(val, batch_size=8, num_workers=0, collate=task.collate, pin=False,
+                                              seed=0), device)
+    again = task.val_metrics(preds, val)
+    assert set(again) == set(meta["val"])
+    for key, value in meta["val"].items():  # the log-loss moves with any change of a single score
+        assert again[key] == pytest.approx(value, abs=1e-5), key
+    assert task.calibrate(preds, val)["thresholds"] == pytest.approx(meta["calibration"]["thresholds"], abs=1e-5)
+
+
+def test_tabular_flag_of_an_arch_comes_from_its_factory():
+    from medsift.tasks.models import is_tabular
+
+    assert is_tabular("head_features_gbm") and not is_tabular("resnet18")
+
+
 def test_gbm_checkpoint_is_weights_only_and_reloads_to_the_same_logits(gbm_run):
     import torch
 

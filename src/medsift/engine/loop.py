@@ -43,6 +43,8 @@ class FitResult:
     elapsed_s: float
     stop_reason: str
     history: list[dict[str, float]] = field(default_factory=list)
+    #: validation predictions already made by the trainer (``predict``'s format), so the runner need not redo them
+    val_predictions: dict[str, np.ndarray] | None = None
 
 
 # Headline validation metric per task when the config says ``early_stop_metric: auto`` (first one reported wins).

@@ -70,9 +70,11 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
     elif not resume and ((out / "last.pt").is_file() or (out / "model.json").is_file()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     dist = init_distributed()
-    trees = config.model.arch == "head_features_gbm"
+    from medsift.tasks.models import is_tabular
+
+    trees = is_tabular(config.model.arch)
     if trees and dist.enabled:  # every rank would fit the same boosters and write best.pt over the others
-        raise ConfigError("model.arch head_features_gbm trains in one process; run it without torchrun")
+        raise ConfigError(f"model.arch {config.model.arch} trains in one process; run it without torchrun")
     ws = Workspace.at(workspace)
     df = active(ws.read())
     task = TASKS.get(config.task)(config)
@@ -100,9 +102,11 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
     model, device = load_weights(task, config, out / "best.pt")
     from medsift.engine.loop import build_loader, predict
 
-    loader = build_loader(datasets["val"], batch_size=config.batch_size, num_workers=0, collate=task.collate,
-                          pin=False, seed=config.seed)
-    preds = predict(task, model, loader, device, amp=config.amp)
+    preds = result.val_predictions
+    if preds is None:
+        loader = build_loader(datasets["val"], batch_size=config.batch_size, num_workers=0, collate=task.collate,
+                              pin=False, seed=config.seed)
+        preds = predict(task, model, loader, device, amp=config.amp)
     calibration = task.calibrate(preds, datasets["val"])
     meta = {
         "task": config.task,

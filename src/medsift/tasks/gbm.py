@@ -166,7 +166,7 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
     lines = [f"features: {x['train'].shape[1]} per slice, {len(x['train'])} train / {len(x['val'])} val slices, "
              f"{time.perf_counter() - t0:.1f} s (pixel {model.mm_per_px:.3f} mm)"]
     params = GBM_PARAMS | {"seed": int(config.seed), "num_threads": jobs}
-    texts, history = [], []
+    texts, history, val_logits = [], [], []
     for k, name in enumerate(task.labels):
         y = {s: datasets[s].targets[:, k] for s in ("train", "val")}
         known = {s: ~np.isnan(y[s]) for s in y}
@@ -182,7 +182,8 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
             booster = lgb.train(params, train, num_boost_round=ROUNDS_WITHOUT_VAL)
             best, note = ROUNDS_WITHOUT_VAL, " (validation holds one class: no early stopping)"
         texts.append(booster.model_to_string(num_iteration=best))
-        auc = roc_auc(y_val, booster.predict(x["val"][known["val"]], num_iteration=best))
+        val_logits.append(booster.predict(x["val"], num_iteration=best, raw_score=True))
+        auc = roc_auc(y_val, val_logits[-1][known["val"]])
         history.append({"label": name, "best_iteration": best, "val_auc": auc})
         lines.append(f"{name}: {best} trees, val AUC {auc:.4f}{note}")
     model.booster_text, model._boosters = texts, None
@@ -196,5 +197,9 @@ def fit_gbm(task, model: HeadFeatureGBM, datasets: dict[str, Any], config, out_d
             log(line)
     aucs = np.asarray([h["val_auc"] for h in history], dtype=np.float64)
     mean_auc = float(aucs[np.isfinite(aucs)].mean()) if np.isfinite(aucs).any() else float("nan")
+    # the val features are not measured again for calibration: the runner takes these scores (predict's format)
+    scores = 1.0 / (1.0 + np.exp(-np.stack(val_logits, axis=1)))
+    val_predictions = {"score": scores.astype(np.float32), "index": np.arange(len(scores))}
     return FitResult(best_metric=mean_auc, best_epoch=1, epochs_run=1, elapsed_s=elapsed,
-                     stop_reason="boosters early-stopped on validation log-loss", history=history)
+                     stop_reason="boosters early-stopped on validation log-loss", history=history,
+                     val_predictions=val_predictions)

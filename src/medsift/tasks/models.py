@@ -146,6 +146,14 @@ def head_features_gbm(in_channels: int, num_outputs: int, config: ModelConfig):
     return HeadFeatureGBM(in_channels, num_outputs)
 
 
+head_features_gbm.tabular = True  # the factory says what its model says: fitted by fit_gbm, not the epoch loop
+
+
+def is_tabular(arch: str) -> bool:
+    """True when ``arch`` builds a model fitted outside the epoch loop (its ``tabular`` flag), e.g. boosted trees."""
+    return bool(getattr(MODELS.get(arch), "tabular", False))
+
+
 def _head_in_features(model) -> int:
     import torch.nn as nn
 
