@@ -55,3 +55,23 @@ def test_preview_grid_shows_masks_and_boxes(tmp_path):
     red = (rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
     yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 80)
     assert red.sum() > 50 and yellow.sum() > 50
+
+
+def test_preview_sample_is_the_slice_the_cache_trains_on(tmp_path):
+    """An 8-bit export with its window known is mapped back to HU by both the cache and the preview, so the
+    preview shows the contrast the model is trained on (not the export's own)."""
+    from medsift.preprocess.cache import build_cache
+    from medsift.preprocess.config import PreprocessConfig
+    from medsift.preprocess.preview import load_sample
+
+    ws = _workspace(tmp_path)
+    df = ws.read()
+    df["window_center"], df["window_width"] = 40.0, 150.0  # exported with a wide window
+    config = PreprocessConfig(size=64, windows=("brain",), rewindow_8bit=True)
+    cache = build_cache(df, tmp_path / "cache", config, progress=False, n_jobs=1)
+    row = df.iloc[1]
+    cached = cache.image(cache.rows([row["image_id"]])[0])[0]
+    shown = load_sample(row, config)["image"][0].numpy()
+    np.testing.assert_allclose(shown, cached, atol=1.5 / 255)  # the cache stores uint8
+    plain = load_sample(row, PreprocessConfig(size=64, windows=("brain",)))["image"][0].numpy()
+    assert np.abs(plain - cached).max() > 0.2  # without re-windowing the contrast differs

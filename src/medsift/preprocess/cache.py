@@ -344,14 +344,14 @@ def _find_squares(rows: pd.DataFrame, positions: np.ndarray, config: PreprocessC
     out = {}
     for pos, (_, row) in zip(positions, rows.iterrows()):
         try:
-            img, hu = _decoded(row, load_slice, config)
+            img, hu = decode_row(row, load_slice, config)
             out[int(pos)] = (find_head_square(_windowed(img, config, has_hu=hu)), tuple(np.shape(img)))
         except (MedsiftError, OSError, ValueError):
             out[int(pos)] = (None, None)
     return out
 
 
-def _decoded(row: Any, load_slice: SliceLoader, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
+def decode_row(row: Any, load_slice: SliceLoader, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
     """``(slice, has_hu)``: the decoded slice, mapped back to HU when ``config`` re-windows 8-bit exports."""
     img = load_slice(row)
     hu = _bool(row.get("has_hu")) is True
@@ -380,7 +380,7 @@ def _process_chunk(rows: pd.DataFrame, positions: np.ndarray, base_path: Path, m
         rec: dict[str, Any] = {"pos": int(pos), "image_id": str(row["image_id"]), "error": None,
                                "has_mask": False, "boxes": [], "orig_h": None, "orig_w": None}
         try:
-            img, hu = _decoded(row, load_slice, config)
+            img, hu = decode_row(row, load_slice, config)
             mask = load_mask(row)
             chans, small_mask, square = preprocess_slice(img, mask, config, has_hu=hu, square=given)
             base[pos] = to_uint8(chans)

@@ -37,14 +37,15 @@ def pick_preview_rows(df: pd.DataFrame, n: int, *, seed: int = 0) -> pd.DataFram
 
 
 def load_sample(row: Any, config: PreprocessConfig) -> dict[str, Any]:
-    """Decode one manifest row (``medsift.io``) and preprocess it to an augment sample (torch tensors)."""
+    """Decode one manifest row (``medsift.io``) and preprocess it to an augment sample (torch tensors), as the
+    slice cache does (the same decoding and re-windowing of 8-bit exports; no neighbouring slices, so a
+    ``crop_head`` square is the slice's own)."""
     import medsift.io as mio
     from medsift.preprocess.augment import as_sample
-    from medsift.preprocess.cache import _scaled_boxes, preprocess_slice
+    from medsift.preprocess.cache import _scaled_boxes, decode_row, preprocess_slice
 
-    image = mio.load_slice(row)
+    image, has_hu = decode_row(row, mio.load_slice, config)
     mask = mio.load_mask(row)
-    has_hu = bool(row["has_hu"]) if pd.notna(row["has_hu"]) else False
     chans, small, square = preprocess_slice(image, mask, config, has_hu=has_hu)
     boxes = _scaled_boxes(row["boxes"], image.shape, config.size, square)
     return as_sample({"image": chans, "mask": small if small is not None else np.zeros(chans.shape[-2:], np.uint8),
