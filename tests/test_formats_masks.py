@@ -83,3 +83,17 @@ def test_unreadable_mask_raises_format_error(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(FormatError, match="bad.png"):
         read_mask_png(tmp_path / "bad.png")
+
+
+def test_mask_bbox_spans_every_component_with_exclusive_ends():
+    from medsift.formats.masks import mask_bbox, mask_to_boxes
+
+    m = np.zeros((12, 10), bool)
+    m[2:5, 3:7] = True
+    m[9, 1] = True  # a second component: the bbox covers both, mask_to_boxes gives one box each
+    assert mask_bbox(m) == [1, 2, 7, 10]
+    assert len(mask_to_boxes(m)) == 2
+    one = np.zeros((8, 8), np.uint8)
+    one[5, 3] = 255
+    assert mask_bbox(one) == [3, 5, 4, 6]  # one pixel: width and height 1, as the box convention says
+    assert mask_bbox(np.zeros((4, 4))) is None

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from medsift.formats.masks import mask_bbox
+
 THUMB = 64
 HIST_BINS = 64
 HASH_NAMES: tuple[str, ...] = ("ahash", "dhash", "phash", "whash")
@@ -175,8 +177,7 @@ def _mask_facts(row: Mapping[str, Any], shape: tuple[int, int] | None) -> dict:
     out.update(mask_read_ok=True, mask_shape_ok=shape is None or tuple(m.shape) == tuple(shape),
                mask_binary=binary, mask_area=int(m.sum()))
     if m.any():
-        xs, ys = np.flatnonzero(m.any(axis=0)), np.flatnonzero(m.any(axis=1))
-        out["mask_bbox"] = [int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1]
+        out["mask_bbox"] = mask_bbox(m)
         from scipy import ndimage
 
         from medsift.metrics.segmentation import surface

@@ -32,6 +32,15 @@ def _as_mask(mask: np.ndarray) -> np.ndarray:
     return arr.astype(bool, copy=False)
 
 
+def mask_bbox(mask: np.ndarray) -> list[int] | None:
+    """``[x1, y1, x2, y2]`` (x2/y2 = last pixel + 1) around every nonzero pixel of a 2D mask; None when empty."""
+    fg = _as_mask(mask)
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    if not len(rows):
+        return None
+    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+
+
 def mask_to_boxes(mask: np.ndarray, *, min_area: int = 1, label: str = "hemorrhage",
                   connectivity: int = 2) -> list[list]:
     """One box per connected component of a binary mask.

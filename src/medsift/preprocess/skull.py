@@ -112,17 +112,17 @@ def strip_skull(image: np.ndarray, mask: np.ndarray, *, fill: float = 0.0) -> np
 def head_square(head: np.ndarray, *, margin: float = 0.04) -> tuple[int, int, int] | None:
     """``(y0, x0, side)`` of the square centred on the bounding box of a head mask, ``margin`` of its side
     larger on each edge; may reach past the image (:func:`crop_square` pads). None for an empty mask."""
+    from medsift.formats.masks import mask_bbox
+
     head = np.asarray(head, dtype=bool)
     if head.ndim != 2:
         raise ConfigError(f"expected a 2D (H, W) mask; got shape {head.shape}")
-    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
-    if not len(rows):
+    box = mask_bbox(head)
+    if box is None:
         return None
-    h, w = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
-    side = max(int(np.ceil(max(h, w) * (1.0 + 2.0 * margin))), 8)
-    y0 = int(np.floor((rows[0] + rows[-1] + 1 - side) / 2.0))
-    x0 = int(np.floor((cols[0] + cols[-1] + 1 - side) / 2.0))
-    return y0, x0, side
+    x1, y1, x2, y2 = box
+    side = max(int(np.ceil(max(y2 - y1, x2 - x1) * (1.0 + 2.0 * margin))), 8)
+    return int(np.floor((y1 + y2 - side) / 2.0)), int(np.floor((x1 + x2 - side) / 2.0)), side
 
 
 def union_square(squares: Sequence[tuple[int, int, int] | None]) -> tuple[int, int, int] | None:

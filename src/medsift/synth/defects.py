@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from medsift.formats.masks import mask_bbox
+
 from medsift.synth.truth import image_id
 from medsift.synth.writers import HEMORRHAGE_LABEL, png_bytes
 
@@ -306,14 +308,12 @@ def apply_defect(plan: DefectPlan, root: Path, truth: dict[str, dict[str, Any]],
         boxes = [list(b) for b in truth[plan.image_id]["boxes"]]
         variant = p["variant"]
         if variant == "box_shifted":
-            mask_px = _read_gray(mask) > 0
-            rows_m = np.flatnonzero(mask_px.any(axis=1))
-            cols_m = np.flatnonzero(mask_px.any(axis=0))
+            mx1, _, mx2, _ = mask_bbox(_read_gray(mask) > 0)
             for b in boxes:
                 if b[4] == "iph":
                     w, h = b[2] - b[0], b[3] - b[1]
                     # move the box to the far side of the mask, past its extent horizontally
-                    x1 = cols_m[-1] + 2 if cols_m[-1] + 2 + w <= size else max(cols_m[0] - 2 - w, 0)
+                    x1 = mx2 + 1 if mx2 + 1 + w <= size else max(mx1 - 2 - w, 0)
                     b[0], b[2] = int(x1), int(x1 + w)
                     b[1], b[3] = int(max(min(b[1], size - h), 0)), int(max(min(b[1], size - h), 0) + h)
             ann.write_bytes(_annotation(plan.image_id, boxes, size))

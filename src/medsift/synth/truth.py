@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medsift.formats.masks import mask_bbox
+
 from medsift.synth.lesions import LABEL_MAP, Subtype
 
 SLICE_COLUMNS: tuple[str, ...] = (
@@ -44,9 +46,7 @@ def slice_boxes(labels: dict[str, Any], z: int) -> list[list]:
         m = inst == k
         if not m.any():
             continue
-        rows = np.flatnonzero(m.any(axis=1))
-        cols = np.flatnonzero(m.any(axis=0))
-        boxes.append([int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1, subtype])
+        boxes.append([*mask_bbox(m), subtype])
     return boxes
 
 

@@ -107,13 +107,15 @@ class SegmentOptions:
 def head_box(image: np.ndarray, *, threshold: int = HEAD_THRESHOLD) -> tuple[int, int, int, int]:
     """Bounding box ``(y0, y1, x0, x1)`` (end exclusive) of pixels above ``threshold`` in any channel of a
     uint8 (C, H, W) or (H, W) slice; the whole slice when nothing is above it."""
+    from medsift.formats.masks import mask_bbox
+
     img = np.asarray(image)
     fg = (img.max(axis=0) if img.ndim == 3 else img) > threshold
-    h, w = fg.shape
-    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
-    if rows.size == 0:
-        return 0, h, 0, w
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = mask_bbox(fg)
+    if box is None:
+        return 0, fg.shape[0], 0, fg.shape[1]
+    x0, y0, x1, y1 = box
+    return y0, y1, x0, x1
 
 
 @dataclass(frozen=True)
