@@ -152,14 +152,16 @@ def _merge(ws: Workspace, new: pd.DataFrame, source: str) -> tuple[pd.DataFrame,
     return new_manifest(records), prefixed, replaced
 
 
-def ingest(src: str | Path, *, layout: str, workspace: str | Path, source: str = "default",
+def ingest(src: str | Path, *, layout: str = "auto", workspace: str | Path, source: str = "default",
            labels: str | Path | None = None, clinical: str | Path | None = None, n_jobs: int = 2,
            show_progress: bool = False) -> pd.DataFrame:
     """Ingest ``src`` (read only) with ``layout`` into ``workspace`` as source ``source``.
 
     Args:
         src: source folder; never written.
-        layout: a name in :data:`medsift.formats.layouts.LAYOUTS` (``phe-sich``, ``folder``, ``dicom``, ``nifti``).
+        layout: a name in :data:`medsift.formats.layouts.LAYOUTS` (``phe-sich``, ``folder``, ``dicom``, ``nifti``),
+            or ``auto`` to guess it from names and first bytes (:func:`medsift.formats.layouts.guess.guess_layout`;
+            the choice and its reason go into the summary).
         workspace: workspace folder; created if needed. Rows of other sources already there are kept,
             rows of ``source`` are replaced.
         source: name of this dataset/site; every row gets it in the ``source`` column.
@@ -181,8 +183,16 @@ def ingest(src: str | Path, *, layout: str, workspace: str | Path, source: str =
     ws = Workspace.at(workspace)
     labels_path = Path(labels).expanduser().resolve() if labels is not None else None
     clinical_path = Path(clinical).expanduser().resolve() if clinical is not None else None
-    scan_fn = LAYOUTS.get(layout)
+    if layout != "auto":
+        LAYOUTS.get(layout)  # an unknown name fails before anything is read
     _check_args(src_path, ws, source, n_jobs, labels_path, clinical_path)
+    guess = None
+    if layout == "auto":
+        from medsift.formats.layouts.guess import guess_layout
+
+        guess = guess_layout(src_path, labels=labels_path)
+        layout = guess.layout
+    scan_fn = LAYOUTS.get(layout)
     scan: LayoutScan = scan_fn(src_path, labels=labels_path)
     rows = probe_all(scan.candidates, n_jobs=n_jobs, show=show_progress)
     if scan.finalize is not None:
@@ -201,6 +211,8 @@ def ingest(src: str | Path, *, layout: str, workspace: str | Path, source: str =
     new_rows = merged[merged["source"] == source]
     summary = _summary(new_rows, scan, layout=layout, src=src_path, source=source, seconds=seconds,
                        version=version, prefixed=prefixed, replaced=replaced, clinical=clinical_report)
+    if guess is not None:
+        summary["layout_guessed"] = guess.reason
     side = ws.sub("ingest", source)
     unpaired = pd.DataFrame(scan.unpaired, columns=UNPAIRED_COLUMNS)
     atomic_write_bytes(side / "unpaired_annotations.csv",

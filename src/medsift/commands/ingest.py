@@ -14,8 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         src: Path = typer.Argument(..., help="Source folder (read only, never modified)."),
-        layout: Optional[str] = typer.Option(None, "--layout", "-l",
-                                             help="Layout of SRC (required): phe-sich, folder, dicom or nifti."),
+        layout: str = typer.Option("auto", "--layout", "-l",
+                                   help="Layout of SRC: phe-sich, folder, dicom, nifti, or auto (guessed from "
+                                        "names and first bytes; the choice and why are printed)."),
         workspace: Optional[Path] = typer.Option(None, "--workspace", "-w",
                                                  help="Workspace folder (required; created if needed)."),
         source: str = typer.Option("default", help="Name of this source; its rows replace earlier ones of "
@@ -30,8 +31,8 @@ def register(app: typer.Typer) -> None:
         from medsift.ingest import ingest as run_ingest
         from medsift.ingest import read_summary
 
-        if layout is None:
-            raise ConfigError(f"missing --layout; expected one of: {', '.join(LAYOUTS.names())}")
+        if layout != "auto" and layout not in LAYOUTS:
+            raise ConfigError(f"unknown --layout {layout!r}; expected auto or one of: {', '.join(LAYOUTS.names())}")
         if workspace is None:
             raise ConfigError("missing --workspace; expected the folder of the workspace to create or extend, "
                               "e.g. --workspace ws/")
@@ -47,6 +48,9 @@ def print_summary(summary: dict, *, workspace: Path) -> None:
     from rich.table import Table
 
     console = Console()
+    if summary.get("layout_guessed"):
+        console.print(f"layout {summary['layout']} (guessed: {summary['layout_guessed']}; "
+                      f"pass --layout to choose another)")
     table = Table(title=f"ingest {summary['layout']} -> {workspace} (source {summary['source']})")
     table.add_column("what")
     table.add_column("count", justify="right")
