@@ -150,3 +150,27 @@ def test_train_on_an_unsplit_workspace_fails_before_caching(phantom_ws, tmp_path
     assert result.exit_code != 0 and "medsift split" in str(result.exception)
     assert not (ws / "cache").exists() or not any((ws / "cache").iterdir())
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_on_slices_nobody_annotated_refuses_instead_of_scoring_them_negative(trained_run, tmp_path):
+    """An external DICOM site without labels or annotation files: no metric can be honest. Mixed with an
+    annotated source, only the annotated rows are scored."""
+    import synth_fixtures as sfx
+    from medsift.ingest import ingest
+    from medsift.manifest import active
+
+    ds = sfx.tiny()
+    ws = tmp_path / "external"
+    ingest(ds.dicom, layout="dicom", workspace=ws, source="dicom", n_jobs=1)
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run), "--workspace", str(ws), "--split", "all",
+                                      "--gradcam", "0"])
+    assert result.exit_code != 0
+    assert "no labelled rows" in str(result.exception) and "medsift predict" in str(result.exception)
+    df = ingest(ds.phe_sich, layout="phe-sich", workspace=ws, source="phe", n_jobs=1)
+    df = active(df)  # rows with a problem status (the phantoms' defects) are never scored
+    annotated = int(((df["source"] == "phe") & df["label_hemorrhage"].notna()).sum())  # misnamed XML: unknown
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run), "--workspace", str(ws), "--split", "all",
+                                      "--gradcam", "0"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((trained_run / "eval" / "external-all" / "metrics.json").read_text())
+    assert metrics["n_images"] == annotated < len(df)

@@ -105,3 +105,19 @@ def test_errors_are_located_at_or_off_the_label_edge(trained):
     wrong = table["label"] != table["pred"]
     assert m["errors_at_label_edge"] == int((wrong & edge).sum())
     assert m["n_label_edge"] == int(edge.sum()) > 0
+
+
+def test_box_labels_are_known_only_where_someone_annotated():
+    import pandas as pd
+
+    from medsift.tasks.data import label_targets
+
+    df = pd.DataFrame({"annotation_path": ["a.xml", "b.xml", None, None, None],
+                       "mask_path": [None, None, "m.png", None, None],
+                       "label_source": ["annotation", "annotation", None, None, None],
+                       "boxes": [[[1, 1, 4, 4, "iph"]], [], [], [[2, 2, 5, 5, "iph"]], []]})
+    y = label_targets(df, ["hemorrhage"])[:, 0]
+    # boxed -> 1; annotated without a box -> 0; a mask file counts as annotated; boxes alone say "annotated";
+    # nothing at all -> unknown, never negative
+    np.testing.assert_array_equal(y[:4], [1.0, 0.0, 0.0, 1.0])
+    assert np.isnan(y[4])

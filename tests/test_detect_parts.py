@@ -273,3 +273,17 @@ def test_torchvision_backends_train_step_and_decode(kind):
     with torch.no_grad():
         det = task.predict_batch(model, batch)["det"]
     assert det.shape == (2, task.options.max_dets, 5)
+
+
+def test_detection_scores_only_rows_someone_annotated():
+    """A slice with no annotation file, no mask and no box (another site's DICOM) is not a lesion-free slice:
+    evaluation and training leave it out; an annotated slice without boxes stays as a negative."""
+    import pandas as pd
+
+    from medsift.engine.config import TrainConfig
+
+    task = DetectTask(TrainConfig(task="detect", model={"arch": "centernet"}))
+    df = pd.DataFrame({"image_id": ["boxed", "clear", "nobody"], "annotation_path": ["a.xml", "b.xml", None],
+                       "mask_path": [None, None, None], "label_source": ["annotation", "annotation", None],
+                       "boxes": [[[1, 1, 4, 4, "iph"]], [], []]})
+    assert task.scored_rows(df)["image_id"].tolist() == ["boxed", "clear"]

@@ -111,7 +111,7 @@ def test_calibration_scores_from_training_match_the_saved_model(gbm_run):
 def test_tabular_flag_of_an_arch_comes_from_its_factory():
     from medsift.tasks.models import is_tabular
 
-    assert is_tabular("head_features_gbm") and not is_tabular("resnet18")
+    assert is_tabular("head_features_gbm") and not is_tabular("resnet18") and not is_tabular("unet_tiny")
 
 
 def test_gbm_checkpoint_is_weights_only_and_reloads_to_the_same_logits(gbm_run):

@@ -188,9 +188,13 @@ def predict_split(run: str | Path, workspace: str | Path | None = None, *, split
         for label in getattr(task, "labels", ()):
             col = f"label_{label}"
             df[col] = df[col].fillna(0) if col in df.columns else 0
+    else:
+        df = task.scored_rows(df)
     dataset = task.dataset(df, cache, augment=False)
     if len(dataset) == 0:
-        raise ConfigError(f"no labelled rows to evaluate in {ws.root} ({split}); labels needed: {list(task.labels)}")
+        raise ConfigError(f"no labelled rows to evaluate in {ws.root} ({split}): labels needed: {list(task.labels)} "
+                          f"(label_* columns, or annotation files for hemorrhage); for scores without labels "
+                          f"use `medsift predict RUN FILES...`")
     loader = build_loader(dataset, batch_size=task.config.batch_size, num_workers=0, collate=task.collate, pin=False,
                           seed=0)
     preds = predict(task, model, loader, dev, amp=task.config.amp)

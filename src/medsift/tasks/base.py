@@ -103,6 +103,11 @@ class Task(ABC):
         """Decision parameters chosen on validation predictions (stored in ``model.json``)."""
         return {}
 
+    def scored_rows(self, df):
+        """The rows of ``df`` whose truth is known, for evaluation (default: all; label tasks drop unknown labels
+        in their datasets, detection drops rows nobody annotated)."""
+        return df
+
     @abstractmethod
     def evaluate(self, predictions: dict[str, np.ndarray], dataset, *, calibration: dict[str, Any],
                  out_dir: Path | None = None) -> dict[str, float]:

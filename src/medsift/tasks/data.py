@@ -44,7 +44,9 @@ class SliceDataset:
                  boxes: Sequence[np.ndarray] | None = None, neighbours: np.ndarray | None = None) -> None:
         self.images = images
         self.positions = np.asarray(positions, dtype=np.int64)
-        self.targets = np.asarray(targets, dtype=np.float32).reshape(len(self.positions), -1)
+        targets = np.asarray(targets, dtype=np.float32)
+        width = int(np.prod(targets.shape[1:])) if targets.ndim > 1 else 1  # (N,) -> (N, 1); also when N is 0
+        self.targets = targets.reshape(len(self.positions), width)
         self.augment = augment
         self.with_seed = bool(with_seed)
         self.image_ids = np.asarray(image_ids, dtype=object)
@@ -170,11 +172,26 @@ class _PreprocessAugment:
         return self.build(task=self.task, size=self.size, strength=self.strength, seed=seed)
 
 
+def annotated_rows(df) -> np.ndarray:
+    """(N,) True where a row had an annotation or mask file, boxes, or says its labels came from annotations:
+    only there does "no box" mean "no lesion"."""
+    known = np.zeros(len(df), dtype=bool)
+    for col in ("annotation_path", "mask_path"):
+        if col in df.columns:
+            known |= df[col].notna().to_numpy(dtype=bool)
+    if "label_source" in df.columns:
+        known |= (df["label_source"].astype("string") == "annotation").fillna(False).to_numpy(dtype=bool)
+    if "boxes" in df.columns:
+        known |= np.array([b is not None and len(b) > 0 for b in df["boxes"]], dtype=bool)
+    return known
+
+
 def label_targets(df, labels: Sequence[str]) -> np.ndarray:
     """(N, K) float32 targets from columns ``label_<name>`` (nan where empty).
 
     ``hemorrhage`` falls back to "the slice has at least one box" when ``label_hemorrhage`` is absent or empty
-    for every row (PHE-style annotations).
+    for every row (PHE-style annotations), for the rows that were annotated (an annotation or mask file, or
+    boxes): a row nobody annotated, e.g. a DICOM slice of another site, stays unknown (nan), not negative.
 
     Raises:
         ConfigError: a label column is missing (names the ones present).
@@ -186,7 +203,8 @@ def label_targets(df, labels: Sequence[str]) -> np.ndarray:
         if col in df.columns and df[col].notna().any():
             out[:, k] = df[col].astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan)
         elif name == "hemorrhage" and "boxes" in df.columns:
-            out[:, k] = np.array([1.0 if len(b) else 0.0 for b in df["boxes"]], dtype=np.float32)
+            boxed = np.array([b is not None and len(b) > 0 for b in df["boxes"]], dtype=np.float32)
+            out[:, k] = np.where(annotated_rows(df), boxed, np.nan)
         else:
             raise ConfigError(f"label {name!r} needs a filled column {col!r}; label columns present: {present}")
     return out

@@ -238,10 +238,17 @@ class DetectTask(Task):
                              patients=df["patient_id"].astype(str).to_numpy(),
                              gt_boxes=manifest_boxes(df) if "boxes" in df.columns else None, scale=scale)
 
+    def scored_rows(self, df):
+        """The rows whose boxes are truth: a row nobody annotated (:func:`~medsift.tasks.data.annotated_rows`) is
+        left out of evaluation rather than taken as lesion-free."""
+        from medsift.tasks.data import annotated_rows
+
+        return df[annotated_rows(df)]
+
     def build_datasets(self, df, cache, config) -> dict[str, Any]:
         from medsift.tasks.det_anchors import box_statistics, fit_anchors
 
-        out = self.split_datasets(df, cache)
+        out = self.split_datasets(self.scored_rows(df), cache)  # unannotated rows are not lesion-free slices
         if not out["train"].has_box().any():
             raise ConfigError("the training split holds no box; nothing to detect")
         self.box_stats = box_statistics(out["train"].boxes)

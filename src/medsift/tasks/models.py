@@ -150,8 +150,9 @@ head_features_gbm.tabular = True  # the factory says what its model says: fitted
 
 
 def is_tabular(arch: str) -> bool:
-    """True when ``arch`` builds a model fitted outside the epoch loop (its ``tabular`` flag), e.g. boosted trees."""
-    return bool(getattr(MODELS.get(arch), "tabular", False))
+    """True when ``arch`` builds a model fitted outside the epoch loop (its ``tabular`` flag), e.g. boosted trees;
+    False for names of other tasks' registries (detectors, segmenters)."""
+    return arch in MODELS and bool(getattr(MODELS.get(arch), "tabular", False))
 
 
 def _head_in_features(model) -> int:
