@@ -174,3 +174,41 @@ def test_evaluate_on_slices_nobody_annotated_refuses_instead_of_scoring_them_neg
     assert result.exit_code == 0, result.output
     metrics = json.loads((trained_run / "eval" / "external-all" / "metrics.json").read_text())
     assert metrics["n_images"] == annotated < len(df)
+
+
+def test_inputs_in_another_intensity_domain_than_training_are_flagged(trained_run, phantom_ws, tmp_path):
+    """The run learnt on 8-bit PNG exports used as they are; DICOM slices in HU reach it windowed, with another
+    contrast. evaluate and predict say so (and what to do); PNG inputs like the training ones raise nothing."""
+    import synth_fixtures as sfx
+    from medsift.engine.inference import file_domain_warnings
+    from medsift.ingest import ingest
+
+    meta = json.loads((trained_run / "model.json").read_text())
+    assert meta["training_data"]["display"] == meta["training_data"]["rows"] > 0
+    dcm = sorted(sfx.tiny().dicom.rglob("*.dcm"))[:4]
+    warnings = file_domain_warnings(trained_run, dcm)
+    assert len(warnings) == 1 and "4 of 4" in warnings[0] and "export_window" in warnings[0]
+    root, ws = phantom_ws
+    pngs = sorted((root / "src" / "folder" / "images").glob("*.png"))[:3]
+    assert file_domain_warnings(trained_run, pngs) == []
+    result = CliRunner().invoke(app, ["predict", str(trained_run), *map(str, dcm)])
+    assert result.exit_code == 0 and "warning:" in result.output
+    # evaluate writes the check beside the metrics: the training workspace itself raises nothing
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run), "--split", "test", "--gradcam", "0"])
+    assert result.exit_code == 0, result.output
+    check = json.loads((trained_run / "eval" / "ws-test" / "input_check.json").read_text())
+    assert check["warnings"] == [] and check["evaluated"]["display"] == check["evaluated"]["rows"] > 0
+
+
+def test_evaluating_on_hu_volumes_records_the_domain_warning(trained_run, tmp_path):
+    import synth_fixtures as sfx
+    from medsift.ingest import ingest
+
+    ws = tmp_path / "nii"
+    ingest(sfx.tiny().nifti, layout="nifti", workspace=ws, n_jobs=1)  # labelled by their masks, in HU
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run), "--workspace", str(ws), "--split", "all",
+                                      "--gradcam", "0"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output
+    check = json.loads((trained_run / "eval" / "nii-all" / "input_check.json").read_text())
+    assert check["evaluated"]["hu"] == check["evaluated"]["rows"] > 0 and len(check["warnings"]) == 1

@@ -295,3 +295,21 @@ def test_per_slice_label_options_are_refused_by_tasks_with_boxes_or_masks(option
 def test_mixup_alpha_is_checked():
     with pytest.raises(ConfigError, match="mixup"):
         TrainConfig(mixup=-1)
+
+
+def test_intensity_domain_of_a_row_follows_the_cache_decoding():
+    import pandas as pd
+
+    from medsift.engine.domain import describe, domain_warnings
+
+    df = pd.DataFrame({"has_hu": [True, False, False, None],
+                       "window_center": [None, 40.0, None, None], "window_width": [None, 80.0, None, None]})
+    assert describe(df, PreprocessConfig()) == {"rows": 4, "hu": 1, "display": 3}
+    # re-windowing maps an 8-bit row back to HU when its window is known, or when an export window is given
+    assert describe(df, PreprocessConfig(rewindow_8bit=True)) == {"rows": 4, "hu": 2, "display": 2}
+    assert describe(df, PreprocessConfig(export_window=[40, 150])) == {"rows": 4, "hu": 4, "display": 0}
+    trained_hu = {"rows": 100, "hu": 95, "display": 5}
+    assert domain_warnings(trained_hu, df.iloc[:1], PreprocessConfig()) == []
+    assert "3 of 4" in domain_warnings(trained_hu, df, PreprocessConfig())[0]
+    mixed = {"rows": 100, "hu": 50, "display": 50}  # no training majority: nothing to compare with
+    assert domain_warnings(mixed, df, PreprocessConfig()) == [] and domain_warnings(None, df, PreprocessConfig()) == []

@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda[:N] | mps."),
     ) -> None:
         """Write RUN/eval/<workspace>-<split>/metrics.json, predictions.csv, ROC/PR/confusion plots."""
+        import json
+
         from rich.console import Console
         from rich.table import Table
 
@@ -33,4 +35,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(key, f"{value:.4g}", ci)
         console = Console()
         console.print(table)
+        check = out / "input_check.json"
+        for line in (json.loads(check.read_text()).get("warnings", []) if check.is_file() else []):
+            console.print(f"[yellow]warning:[/yellow] {line}")
         console.print(f"outputs in {out}")

@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
             results = predict_files(model, images, gradcam_dir=gradcam, device=device)
         if not results:
             raise ConfigError(f"no readable image among {[str(i) for i in images]}")
+        from medsift.engine.inference import file_domain_warnings
+
+        for line in file_domain_warnings(model, images):  # on stderr: --json output stays machine-readable
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] {line}")
         if json_out:
             for r in results:
                 typer.echo(json.dumps(r))

@@ -29,22 +29,42 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
-    """Manifest rows for loose files: one per 2D image, one per slice of a NIfTI volume (content-sniffed)."""
+def file_format(path: Path) -> str:
+    """``png``/``jpg``/``dicom``/``nifti`` (other 2D formats read as ``png``) from a file's first bytes."""
     from medsift.io.images import SNIFF_BYTES, sniff_format
 
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    fmt = sniff_format(head)
+    if fmt == "gzip" and path.name.lower().endswith(".nii.gz"):
+        fmt = "nifti"
+    if fmt is None:
+        raise ConfigError(f"{path}: not a PNG, JPEG, DICOM or NIfTI file (unknown content)")
+    return fmt if fmt in ("png", "jpg", "dicom", "nifti") else "png"
+
+
+def file_domain_warnings(run: str | Path, paths: Sequence[str | Path]) -> list[str]:
+    """:func:`medsift.engine.domain.domain_warnings` for loose files given to ``medsift predict`` (one entry per
+    file: DICOM/NIfTI carry HU, PNG/JPEG files are 8-bit with no known window)."""
+    import json
+
+    import pandas as pd
+
+    from medsift.engine.domain import domain_warnings
+    from medsift.preprocess.config import PreprocessConfig
+
+    meta = json.loads((Path(run) / "model.json").read_text())
+    rows = pd.DataFrame({"has_hu": [file_format(f) in ("dicom", "nifti") for f in expand_inputs(paths)]})
+    return domain_warnings(meta.get("training_data"), rows, PreprocessConfig.from_dict(meta["preprocess"]))
+
+
+def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """Manifest rows for loose files: one per 2D image, one per slice of a NIfTI volume (content-sniffed)."""
     rows = []
     for n, f in enumerate(files):
-        with open(f, "rb") as fh:
-            head = fh.read(SNIFF_BYTES)
-        fmt = sniff_format(head)
-        if fmt == "gzip" and f.name.lower().endswith(".nii.gz"):
-            fmt = "nifti"
-        if fmt is None:
-            raise ConfigError(f"{f}: not a PNG, JPEG, DICOM or NIfTI file (unknown content)")
+        fmt = file_format(f)
         base = {"patient_id": f"file{n:05d}", "study_id": f"file{n:05d}", "series_id": f"file{n:05d}",
-                "image_path": str(f.resolve()), "format": fmt if fmt in ("png", "jpg", "dicom", "nifti") else "png",
-                "has_hu": fmt in ("dicom", "nifti")}
+                "image_path": str(f.resolve()), "format": fmt, "has_hu": fmt in ("dicom", "nifti")}
         if fmt == "nifti":
             from medsift.io.nifti import load_volume
 

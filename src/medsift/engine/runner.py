@@ -100,6 +100,7 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
     if not dist.is_main:
         return {}
     model, device = load_weights(task, config, out / "best.pt")
+    from medsift.engine.domain import describe as describe_domains
     from medsift.engine.loop import build_loader, predict
 
     preds = result.val_predictions
@@ -122,6 +123,8 @@ def train_run(workspace: str | Path, out: str | Path, config: TrainConfig, *, re
         "train_seconds": result.elapsed_s,
         "wall_seconds_this_session": time.perf_counter() - t0,
         "val": task.val_metrics(preds, datasets["val"]),
+        "training_data": describe_domains(df[df["split"] == "train"] if "split" in df.columns else df,
+                                          config.preprocess_config()),
         "workspace": str(ws.root),
         "config": config.to_dict(),
     }
@@ -199,7 +202,7 @@ def predict_split(run: str | Path, workspace: str | Path | None = None, *, split
                           seed=0)
     preds = predict(task, model, loader, dev, amp=task.config.amp)
     return {"task": task, "model": model, "meta": meta, "device": dev, "workspace": ws, "dataset": dataset,
-            "predictions": preds}
+            "predictions": preds, "rows": df[df["image_id"].astype(str).isin(set(map(str, dataset.image_ids)))]}
 
 
 def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split: str = "test",
@@ -216,11 +219,23 @@ def evaluate_run(run: str | Path, workspace: str | Path | None = None, *, split:
     eval_dir = run / "eval" / f"{p['workspace'].root.name}-{split}"
     eval_dir.mkdir(parents=True, exist_ok=True)
     metrics = task.evaluate(preds, dataset, calibration=meta["calibration"], out_dir=eval_dir)
+    write_input_check(eval_dir, meta, p["rows"], task.config.preprocess_config())
     if gradcam > 0 and task.name == "classify" and not getattr(p["model"], "tabular", False):
         metrics["gradcam_images"] = float(_gradcam_cases(task, p["model"], p["device"], dataset, preds, meta,
                                                          eval_dir, gradcam))
     atomic_write_bytes(eval_dir / "metrics.json", _json_bytes(metrics))
     return metrics, eval_dir
+
+
+def write_input_check(eval_dir: Path, meta: dict[str, Any], rows, config) -> list[str]:
+    """Write ``eval_dir/input_check.json``: the intensity domains of the training and the evaluated rows and the
+    warnings when they differ (:mod:`medsift.engine.domain`); returns the warnings."""
+    from medsift.engine.domain import describe, domain_warnings
+
+    warnings = domain_warnings(meta.get("training_data"), rows, config)
+    check = {"training": meta.get("training_data"), "evaluated": describe(rows, config), "warnings": warnings}
+    atomic_write_bytes(eval_dir / "input_check.json", _json_bytes(check))
+    return warnings
 
 
 def _gradcam_cases(task, model, device, dataset, preds, meta, eval_dir: Path, per_case: int) -> int:

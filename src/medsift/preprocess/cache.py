@@ -351,6 +351,14 @@ def _find_squares(rows: pd.DataFrame, positions: np.ndarray, config: PreprocessC
     return out
 
 
+def reaches_model_in_hu(row: Any, config: PreprocessConfig) -> bool:
+    """Whether :func:`decode_row` hands ``row`` on in HU (DICOM/NIfTI, or an 8-bit export re-windowed through its
+    known window) rather than as exported grey levels."""
+    hu = _bool(row.get("has_hu")) is True
+    return hu or (config.rewindows and _source_window(hu, row.get("window_center"), row.get("window_width"),
+                                                      config.export_window) is not None)
+
+
 def decode_row(row: Any, load_slice: SliceLoader, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
     """``(slice, has_hu)``: the decoded slice, mapped back to HU when ``config`` re-windows 8-bit exports."""
     img = load_slice(row)
