@@ -58,6 +58,16 @@ def _audit_vs_truth(ws: Path, truth: Path) -> None:
     console.print(out)
 
 
+def _predict_dicom(run: Path, dicom: Path, n: int = 4) -> None:
+    """``medsift predict RUN`` on the middle ``n`` slices of the first DICOM series of the phantoms."""
+    series = sorted({p.parent for p in dicom.rglob("*.dcm")})[0]
+    files = sorted(series.glob("*.dcm"))
+    middle = files[max(len(files) // 2 - n // 2, 0):][:n]
+    argv = ("predict", str(run), *map(str, middle))
+    console.print(f"[dim]$ medsift {shlex.join(argv)}[/]")
+    _run_cli(argv)
+
+
 def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
     data, ws, sub, dcm = root / "phantoms", root / "ws", root / "ws-subtypes", root / "ws-dicom"
     runs = ws / "runs"
@@ -66,8 +76,9 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              ("synth", "--patients", str(patients), "--seed", str(seed), "--size", "256", "--out", str(data))),
         Step("Ingest the PHE-SICH-like layout (PNG + VOC boxes + edema masks)",
              ("ingest", str(data / "phe-sich"), "--layout", "phe-sich", "--workspace", str(ws))),
-        Step("Ingest a DICOM series tree (HU from RescaleSlope/Intercept, sorted by position)",
-             ("ingest", str(data / "dicom"), "--layout", "dicom", "--workspace", str(dcm))),
+        Step("Ingest a DICOM series tree, its layout guessed from the files' content (HU from "
+             "RescaleSlope/Intercept, sorted by position)",
+             ("ingest", str(data / "dicom"), "--workspace", str(dcm))),
         Step("Ingest a folder of PNGs with a subtype labels CSV (RSNA-like) for the multi-label task",
              ("ingest", str(data / "folder" / "images"), "--layout", "folder", "--labels",
               str(data / "folder" / "labels.csv"), "--workspace", str(sub))),
@@ -90,6 +101,9 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              ("train", str(ws), "--task", "classify", "--out", str(runs / "classify"), "--epochs", "12", *_SMALL)),
         Step("Evaluate on held-out patients (bootstrap CIs by patient, ROC/PR, confusion matrix, Grad-CAM)",
              ("evaluate", str(runs / "classify"), "--workspace", str(ws), "--split", "test")),
+        Step("Predict on four DICOM slices with the task-1 model: it learnt on 8-bit PNG exports, so the input check "
+             "warns that slices in HU reach it in another contrast",
+             call=lambda: _predict_dicom(runs / "classify", data / "dicom")),
         Step("Self-supervised pretraining (SimCLR) on the training patients' slices: no labels used",
              ("pretrain", str(ws), "--out", str(runs / "simclr"), "--epochs", "3", *_SMALL)),
         Step("Train a second task-1 model, started from the self-supervised encoder (another seed), to vote with "
