@@ -13,7 +13,7 @@ METRICS = {"auc": 0.875, "auc_ci_low": 0.8, "auc_ci_high": 0.93, "sensitivity": 
            "sensitivity_ci_high": 1.0, "n": 40}
 
 
-def build_run(run: Path, *, ws_name: str = "ws", split: str = "test") -> Path:
+def build_run(run: Path, *, ws_name: str = "ws", split: str = "test", warnings: tuple[str, ...] = ()) -> Path:
     """``run/{config.yaml, model.json, history.csv, curves.png, eval/<ws>-<split>/{metrics.json, roc.png, ...}}``."""
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text("task: classify\nlabels: [hemorrhage]\nepochs: 2\nlr: 0.001\n")
@@ -23,6 +23,7 @@ def build_run(run: Path, *, ws_name: str = "ws", split: str = "test") -> Path:
     ev = run / "eval" / f"{ws_name}-{split}"
     ev.mkdir(parents=True)
     (ev / "metrics.json").write_text(json.dumps(METRICS))
+    (ev / "input_check.json").write_text(json.dumps({"warnings": list(warnings)}))
     write_png(ev / "roc.png", np.full((30, 30), 200, np.uint8))
     write_png(ev / "confusion.png", np.full((30, 30), 50, np.uint8))
     write_png(ev / "gradcam" / "P1_01.png", np.zeros((20, 20, 3), np.uint8))

@@ -37,7 +37,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     ws = build_workspace(root)
     build_run(ws / "runs" / "r1")
-    extra = build_run(root / "elsewhere" / "r2")
+    extra = build_run(root / "elsewhere" / "r2", warnings=("40 of 40 input slices carry HU <DICOM>",))
     path = build_report(ws, runs=[extra])
     html = path.read_text()
     parser = _Collect()
@@ -90,6 +90,12 @@ def test_both_runs_with_metrics_and_ci(built):
     assert "<tr><td>auc</td><td>0.875</td><td>0.800 – 0.930</td></tr>" in html
     assert "<tr><td>n</td><td>40</td><td></td></tr>" in html
     assert "auc_ci_low" not in html
+
+
+def test_input_check_warnings_head_their_evaluation(built):
+    _, _, html, _ = built
+    assert html.count("Input check:") == 1  # r2's evaluation only; r1's inputs matched its training
+    assert "Input check: 40 of 40 input slices carry HU &lt;DICOM&gt;" in html
 
 
 def test_every_figure_names_command_and_config(built):

@@ -425,7 +425,10 @@ def _eval_section(run: Path, ev: Path, *, report_dir: Path, parent: str, ws: Wor
     ws_arg = str(ws.root) if ws_name == ws.root.name else (ws_name or "WS")
     prov = Provenance(cmd or f"medsift evaluate {run} --workspace {ws_arg} --split {split or name}",
                       run / "config.yaml" if (run / "config.yaml").is_file() else None)
-    sec = Section(f"{parent}-{_slug(name)}", f"Evaluation {name}")
+    check = _read_json(ev / "input_check.json") or {}
+    warnings = check.get("warnings", []) if isinstance(check, dict) else []
+    sec = Section(f"{parent}-{_slug(name)}", f"Evaluation {name}",
+                  intro=" ".join(f"Input check: {w}" for w in warnings))
     if isinstance(metrics, dict) and metrics:
         for title, group in group_metrics(metrics):
             sec.tables.append(metrics_table(group, title=title, provenance=prov))
