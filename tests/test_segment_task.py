@@ -232,6 +232,33 @@ def test_predict_files_writes_masks_and_overlays(trained, phantom_ws, tmp_path):
         assert Path(r["overlay"]).is_file() and 0.0 <= r["max_prob"] <= 1.0
 
 
+def test_predicted_mask_lies_on_the_file_it_came_from(trained, phantom_ws, tmp_path):
+    """A file of another size than the model's 128 x 128 frame (here 96 x 160, not square) gets a mask of its own
+    size, covering the same place: the file's content stretched is the model's view."""
+    from PIL import Image
+
+    from medsift.formats.masks import read_mask_png
+    from medsift.preprocess.resample import resize_image
+    from medsift.tasks.seg_predict import predict_segment_files, to_file_frame
+
+    src = sorted((phantom_ws["synth"].phe_sich / "images").glob("*.png"))
+    out_same = predict_segment_files(trained["run"], src[:1], out_dir=tmp_path / "same", device="cpu")
+    same = read_mask_png(out_same[0]["mask"])
+    grey = np.asarray(Image.open(src[0]).convert("L"), dtype=np.float32)
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.rint(resize_image(grey, (96, 160))).astype(np.uint8)).save(wide)
+    out = predict_segment_files(trained["run"], [wide], out_dir=tmp_path / "wide", device="cpu")
+    mask = read_mask_png(out[0]["mask"])
+    assert mask.shape == (96, 160) and out[0]["lesion_pixels"] == int((mask > 0).sum())
+    # the resize back: a block of the 128 x 128 frame lands on the same fraction of the file
+    block = np.zeros((128, 128), np.uint8)
+    block[32:64, 64:96] = 1
+    back = to_file_frame(block, (96, 160))
+    assert back.shape == (96, 160) and back[24:48, 80:120].all() and back.sum() == 24 * 40
+    assert to_file_frame(block, (128, 128)) is block and to_file_frame(block, (None, None)) is block
+    assert same.shape == grey.shape
+
+
 def test_evaluate_writes_contract_metrics_and_overlays(trained, tmp_path):
     task, ds = trained["task"], trained["datasets"]["test"]
     out = task.evaluate(trained["preds"], ds, calibration={"threshold": 0.5}, out_dir=tmp_path)

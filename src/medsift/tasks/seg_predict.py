@@ -30,9 +30,11 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             an empty mask (the cascade of :mod:`medsift.label.seg_cascade`).
 
     Returns:
-        One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted),
-        ``lesion_pixels``, ``max_prob``, with ``gate_run`` also ``gate_prob``, and ``mask``/``overlay`` file paths
-        when written.
+        One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted in the
+        model's frame), ``lesion_pixels`` (in the file's pixels), ``max_prob``, with ``gate_run`` also
+        ``gate_prob``, and ``mask``/``overlay`` file paths when written. The mask PNG has the file's own height
+        and width (the model's S x S output is resized back), so it lies on the image it came from; the overlay
+        shows the model's view (its window, S x S).
     """
     from medsift.engine.inference import expand_inputs, file_rows
     from medsift.engine.loop import build_loader, predict
@@ -75,20 +77,35 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             probs = np.where((np.asarray(gate) >= t)[:, None, None], probs, 0).astype(np.uint8)
         masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
+        frames = list(zip(cache.index["orig_height"].to_numpy()[pos], cache.index["orig_width"].to_numpy()[pos]))
     results = []
     for i, row in enumerate(df.itertuples(index=False)):
-        n_px = int(masks[i].sum())
-        item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0),
-                                "lesion": int(n_px >= task.options.min_lesion_pixels), "lesion_pixels": n_px,
-                                "max_prob": float(maxp[i])}
+        lesion = int(masks[i].sum()) >= task.options.min_lesion_pixels
+        mask = to_file_frame(masks[i], frames[i])
+        item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0), "lesion": int(lesion),
+                                "lesion_pixels": int(mask.sum()), "max_prob": float(maxp[i])}
         if gate is not None:
             item["gate_prob"] = float(gate[i])
         if out_dir is not None:
             stem = f"{Path(row.image_path).name.split('.')[0]}_{item['slice']:04d}"
-            item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", masks[i]))
+            item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", mask))
             if overlay:
                 path = Path(out_dir) / f"{stem}_overlay.png"
                 atomic_write_bytes(path, so.png_bytes(so.overlay(images[i], None, masks[i])))
                 item["overlay"] = str(path)
         results.append(item)
     return results
+
+
+def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any]) -> np.ndarray:
+    """A 0/1 mask in the model's S x S frame resized to the file's ``(height, width)`` (bilinear, then >= 0.5, so
+    an upscaled outline stays smooth); unchanged when the sizes already match or the frame is unknown."""
+    from medsift.preprocess.resample import resize_image
+
+    try:
+        h, w = int(frame[0]), int(frame[1])
+    except (TypeError, ValueError):
+        return mask
+    if (h, w) == tuple(mask.shape):
+        return mask
+    return (resize_image(mask.astype(np.float32), (h, w)) >= 0.5).astype(np.uint8)
