@@ -259,6 +259,39 @@ def test_predicted_mask_lies_on_the_file_it_came_from(trained, phantom_ws, tmp_p
     assert same.shape == grey.shape
 
 
+def test_predict_on_a_nifti_volume_writes_a_label_volume_on_its_grid(trained, phantom_ws, tmp_path):
+    import nibabel as nib
+
+    from medsift.formats.masks import read_mask_png
+    from medsift.tasks.seg_predict import predict_segment_files
+
+    volume = sorted(phantom_ws["synth"].nifti.rglob("*.nii.gz"))[0]
+    source = nib.load(volume)
+    out = predict_segment_files(trained["run"], [volume], out_dir=tmp_path, device="cpu")
+    assert len(out) == source.shape[2] and len({r["mask_volume"] for r in out}) == 1
+    label = nib.load(out[0]["mask_volume"])
+    assert label.shape == source.shape[:3] and np.allclose(label.affine, source.affine)
+    data = np.asarray(label.dataobj)
+    assert data.dtype == np.uint8
+    for r in out:  # slice k of the volume is the k-th PNG mask, in the reader's (X, Y, Z) -> (Y, X) convention
+        np.testing.assert_array_equal(data[:, :, r["slice"]].T, (read_mask_png(r["mask"]) > 0).astype(np.uint8))
+    assert int(data.sum()) == sum(r["lesion_pixels"] for r in out)
+    # the stacking itself, with masks that are not empty and not symmetric: a corner block on slice 1 lands at
+    # voxels (x 0..2, y 0..4), where the reader shows slice 1's rows 0..4 and columns 0..2
+    import pandas as pd
+
+    from medsift.tasks.seg_predict import _write_label_volumes
+
+    height, width = source.shape[1], source.shape[0]
+    masks = [np.zeros((height, width), np.uint8) for _ in range(2)]
+    masks[1][0:5, 0:3] = 1
+    df = pd.DataFrame({"format": ["nifti", "nifti"], "image_path": [str(volume)] * 2})
+    rows = [{"slice": 0}, {"slice": 1}]
+    _write_label_volumes(tmp_path / "unit", df, rows, masks)
+    data = np.asarray(nib.load(rows[1]["mask_volume"]).dataobj)
+    assert data.sum() == 15 and data[0:3, 0:5, 1].all() and not data[:, :, 0].any()
+
+
 def test_evaluate_writes_contract_metrics_and_overlays(trained, tmp_path):
     task, ds = trained["task"], trained["datasets"]["test"]
     out = task.evaluate(trained["preds"], ds, calibration={"threshold": 0.5}, out_dir=tmp_path)

@@ -23,7 +23,9 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         run: run folder (``model.json`` + ``best.pt``) of a segment task.
         paths: files or folders (PNG/JPG/DICOM/NIfTI).
         out_dir: where to write ``<file stem>_<slice>_mask.png`` (0/255) and, with ``overlay``,
-            ``..._overlay.png`` (prediction in red on the slice); nothing is written when None.
+            ``..._overlay.png`` (prediction in red on the slice); for a NIfTI input also ``<file stem>_mask.nii.gz``,
+            a uint8 label volume with the input's shape, affine and header (opens on the scan in any viewer);
+            nothing is written when None.
         overlay: also write overlays (needs ``out_dir``).
         device: torch device (default: the run's).
         gate_run: a classify run: slices it scores below ``gate_threshold`` (default: its stored threshold) get
@@ -32,7 +34,7 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
     Returns:
         One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted in the
         model's frame), ``lesion_pixels`` (in the file's pixels), ``max_prob``, with ``gate_run`` also
-        ``gate_prob``, and ``mask``/``overlay`` file paths when written. The mask PNG has the file's own height
+        ``gate_prob``, and ``mask``/``overlay`` (and for NIfTI ``mask_volume``) file paths when written. The mask PNG has the file's own height
         and width (the model's S x S output is resized back), so it lies on the image it came from; the overlay
         shows the model's view (its window, S x S).
     """
@@ -78,10 +80,12 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
         frames = list(zip(cache.index["orig_height"].to_numpy()[pos], cache.index["orig_width"].to_numpy()[pos]))
-    results = []
+    results: list[dict[str, Any]] = []
+    masks_by_row: list[np.ndarray] = []
     for i, row in enumerate(df.itertuples(index=False)):
         lesion = int(masks[i].sum()) >= task.options.min_lesion_pixels
         mask = to_file_frame(masks[i], frames[i])
+        masks_by_row.append(mask)
         item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0), "lesion": int(lesion),
                                 "lesion_pixels": int(mask.sum()), "max_prob": float(maxp[i])}
         if gate is not None:
@@ -94,7 +98,36 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
                 atomic_write_bytes(path, so.png_bytes(so.overlay(images[i], None, masks[i])))
                 item["overlay"] = str(path)
         results.append(item)
+    if out_dir is not None:
+        _write_label_volumes(Path(out_dir), df, results, masks_by_row)
     return results
+
+
+def _write_label_volumes(out_dir: Path, df, results: list[dict[str, Any]], masks: list[np.ndarray]) -> None:
+    """``<stem>_mask.nii.gz`` per NIfTI input: the slices' masks stacked back in the input's voxel layout
+    (slice ``k`` of the image is ``data[:, :, k].T``, :mod:`medsift.io.nifti`), with its affine and header."""
+    import gzip
+
+    import nibabel as nib
+
+    from medsift.manifest import atomic_write_bytes
+
+    rows = [i for i, fmt in enumerate(df["format"]) if fmt == "nifti"]
+    for path in dict.fromkeys(str(df["image_path"].iloc[i]) for i in rows):
+        source = nib.load(path)
+        shape = (tuple(int(s) for s in source.shape[:3]) + (1, 1))[:3]  # a 2D image is one slice (X, Y, 1)
+        label = np.zeros(shape, dtype=np.uint8)
+        mine = [i for i in rows if str(df["image_path"].iloc[i]) == path]
+        for i in mine:
+            label[:, :, int(results[i]["slice"])] = masks[i].T
+        header = source.header.copy()
+        header.set_data_dtype(np.uint8)
+        header.set_slope_inter(1.0, 0.0)
+        image = type(source)(label, source.affine, header)  # NIfTI-1 stays NIfTI-1, NIfTI-2 stays NIfTI-2
+        target = out_dir / f"{Path(path).name.split('.')[0]}_mask.nii.gz"
+        atomic_write_bytes(target, gzip.compress(image.to_bytes(), mtime=0))
+        for i in mine:
+            results[i]["mask_volume"] = str(target)
 
 
 def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any]) -> np.ndarray:
