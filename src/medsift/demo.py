@@ -68,6 +68,25 @@ def _predict_dicom(run: Path, dicom: Path, n: int = 4) -> None:
     _run_cli(argv)
 
 
+def _predict_nifti(run: Path, nifti: Path, out: Path) -> None:
+    """``medsift predict RUN SCAN --out OUT`` on the first phantom NIfTI scan that reads (the phantoms carry
+    defects, unreadable files among them)."""
+    from medsift.errors import MedsiftError
+    from medsift.io.nifti import load_volume
+
+    def readable(path: Path) -> bool:
+        try:
+            load_volume(str(path))
+        except (MedsiftError, OSError):
+            return False
+        return True
+
+    scan = next(p for p in sorted(nifti.rglob("*.nii.gz")) if not p.name.endswith("_label.nii.gz") and readable(p))
+    argv = ("predict", str(run), str(scan), "--out", str(out))
+    console.print(f"[dim]$ medsift {shlex.join(argv)}[/]")
+    _run_cli(argv)
+
+
 def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
     data, ws, sub, dcm = root / "phantoms", root / "ws", root / "ws-subtypes", root / "ws-dicom"
     runs = ws / "runs"
@@ -136,6 +155,9 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
               "--set", "ema_decay=0", "--set", "bootstrap=200")),
         Step("Evaluate segmentation: Dice/IoU/HD95/NSD global, per image and per patient; volumes; overlays",
              ("evaluate", str(runs / "segment"), "--workspace", str(ws), "--split", "test")),
+        Step("Predict edema masks on a NIfTI scan with the segmentation run: PNG masks per slice and a label volume "
+             "on the scan's own grid (affine and header kept)",
+             call=lambda: _predict_nifti(runs / "segment", data / "nifti", root / "predict-segment")),
         Step("Cascade: keep the segmentation only on slices the task-1 model calls positive (gate threshold keeps "
              "98% of the validation lesion slices); gated and ungated Dice side by side",
              ("ensemble", str(ws), "--run", str(runs / "segment"), "--slice-gate", str(runs / "classify"),

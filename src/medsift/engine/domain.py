@@ -55,7 +55,7 @@ def domain_warnings(trained: dict[str, Any] | None, df, config: PreprocessConfig
     other = DISPLAY if seen == HU else HU
     if seen is None or now[other] == 0:
         return []
-    share = f"{now[other]} of {now['rows']} input slices"
+    share = f"{now[other]} of {now['rows']} inputs (files or slices)"
     if seen == DISPLAY:
         return [f"{share} carry HU (DICOM/NIfTI or re-windowed exports) and are windowed ({', '.join(config.windows)}), "
                 f"but this model learnt on 8-bit exports used as they were ({trained[DISPLAY]} of {trained['rows']} "
