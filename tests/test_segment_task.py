@@ -470,3 +470,27 @@ def test_predict_with_a_slice_gate_empties_the_masks_of_gated_slices(trained, ph
     assert all(0.0 <= r["gate_prob"] <= 1.0 for r in rows_open)
     assert all(r["lesion_pixels"] == 0 and r["max_prob"] == 0.0 for r in rows_closed)
     assert sum(r["max_prob"] for r in rows_open) > 0
+
+
+def test_spacing_follows_the_cache_resize_so_mm_and_ml_stay_true(tmp_path):
+    """128-px NIfTI phantoms cached at 64 px: each cached pixel covers twice the source spacing, so HD95 in mm
+    and volumes in mL are measured with the doubled spacing (not the source's, which would halve HD95 and
+    quarter the volumes)."""
+    from medsift.engine.config import TrainConfig
+    from medsift.ingest import ingest
+    from medsift.manifest import active, float_column
+    from medsift.preprocess.cache import build_cache
+    from medsift.preprocess.config import PreprocessConfig
+    from medsift.synth.testing import tiny_dataset
+
+    synth = tiny_dataset(tmp_path / "src")
+    df = active(ingest(synth.nifti, layout="nifti", workspace=tmp_path / "ws", n_jobs=1))
+    task = sg.SegmentTask(TrainConfig(task="segment"))
+    source = float_column(df, "spacing_mm")
+    assert np.isfinite(source).all()
+    for size, factor in ((64, 2.0), (128, 1.0)):
+        cache = build_cache(df, tmp_path / f"c{size}", PreprocessConfig(size=size, windows=("brain",)), n_jobs=1,
+                            progress=False)
+        ds = task.dataset(df, cache, augment=False)
+        kept = df[df["image_id"].astype(str).isin(set(ds.image_ids))]
+        np.testing.assert_allclose(ds.spacing_mm, float_column(kept, "spacing_mm") * factor)
