@@ -68,6 +68,16 @@ def scale_boxes(boxes: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[int])
     return boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
 
 
+def cached_spacing_mm(spacing_mm, height, width, size: int) -> np.ndarray:
+    """mm per pixel once (height x width) slices of ``spacing_mm`` pixels are resized to ``size`` x ``size``: the
+    geometric mean of the two axes' factors, so areas stay right for a non-square slice. One side unknown: the
+    slice is taken as square; both unknown: as not resized."""
+    h, w = np.asarray(height, dtype=float), np.asarray(width, dtype=float)
+    h, w = np.where(np.isfinite(h), h, w), np.where(np.isfinite(w), w, h)
+    scale = np.sqrt(h * w) / float(size)
+    return np.asarray(spacing_mm, dtype=float) * np.where(np.isfinite(scale), scale, 1.0)
+
+
 def size_for_spacing(shape_hw: Sequence[int], spacing_mm: float, target_mm: float) -> tuple[int, int]:
     """Output (h, w) in pixels that gives ``target_mm`` pixels from ``spacing_mm`` pixels."""
     if not (spacing_mm > 0 and target_mm > 0):

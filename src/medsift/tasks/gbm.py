@@ -117,9 +117,11 @@ def _features(hu: np.ndarray, mm_per_px: float, low: float, top: float) -> np.nd
 
 
 def pixel_size_mm(df, size: int) -> float:
-    """Median in-plane mm per cached pixel over ``df``'s rows: ``spacing_mm`` x source ``width`` / ``size``;
+    """Median in-plane mm per cached pixel over ``df``'s rows (:func:`~medsift.preprocess.resample.cached_spacing_mm`);
     a 230 mm field of view when the manifest knows no spacing."""
-    mm = float_column(df, "spacing_mm") * float_column(df, "width") / float(size)
+    from medsift.preprocess.resample import cached_spacing_mm
+
+    mm = cached_spacing_mm(float_column(df, "spacing_mm"), float_column(df, "height"), float_column(df, "width"), size)
     mm = mm[np.isfinite(mm) & (mm > 0)]
     return float(np.median(mm)) if len(mm) else DEFAULT_MM_PER_PX_512 * 512.0 / float(size)
 

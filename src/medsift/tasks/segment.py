@@ -397,13 +397,12 @@ class SegmentTask(Task):
                             patients=df["patient_id"].astype(str).to_numpy(),
                             slice_index=df["slice_index"].astype("Float64").fillna(-1).to_numpy(dtype=float)
                             if "slice_index" in df.columns else np.arange(len(df)))
-        # metrics are measured on the cache's S x S pixels, not the source's: mm per cached pixel (the geometric
-        # mean of the two axes' factors, which keeps areas right when a non-square slice was resized to a square)
-        side = float(cache.images.shape[-1])
-        height, width = (float_column(cache.index, c)[pos] if c in cache.index else np.full(len(pos), side)
+        from medsift.preprocess.resample import cached_spacing_mm
+
+        # metrics are measured on the cache's S x S pixels, not the source's
+        height, width = (float_column(cache.index, c)[pos] if c in cache.index else np.full(len(pos), np.nan)
                          for c in ("orig_height", "orig_width"))
-        scale = np.sqrt(height * width) / side
-        ds.spacing_mm = float_column(df, "spacing_mm") * np.where(np.isfinite(scale), scale, 1.0)
+        ds.spacing_mm = cached_spacing_mm(float_column(df, "spacing_mm"), height, width, int(cache.images.shape[-1]))
         ds.slice_thickness_mm = float_column(df, "slice_thickness_mm")
         pre = getattr(cache, "config", None)
         ds.center_channel = int(pre.context) * len(pre.windows) if pre is not None else 0
