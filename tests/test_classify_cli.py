@@ -212,3 +212,19 @@ def test_evaluating_on_hu_volumes_records_the_domain_warning(trained_run, tmp_pa
     assert "warning:" in result.output
     check = json.loads((trained_run / "eval" / "nii-all" / "input_check.json").read_text())
     assert check["evaluated"]["hu"] == check["evaluated"]["rows"] > 0 and len(check["warnings"]) == 1
+
+
+def test_training_on_slices_nobody_annotated_says_what_labels_are_missing(tmp_path):
+    import synth_fixtures as sfx
+    from medsift.ingest import ingest
+    from medsift.split import assign_splits
+    from medsift.workspace import Workspace
+
+    ws = tmp_path / "dicom"
+    df = ingest(sfx.tiny().dicom, layout="dicom", workspace=ws, n_jobs=1)
+    Workspace.at(ws).write(assign_splits(df, test=0.34, val=0.34, folds=0, seed=0), reason="split")
+    result = CliRunner().invoke(app, ["train", str(ws), "--task", "classify", "--out", str(tmp_path / "run"),
+                                      "--epochs", "1", *TINY])
+    assert result.exit_code != 0
+    assert "no training row has a known hemorrhage label" in str(result.exception)
+    assert not (tmp_path / "run" / "best.pt").exists()

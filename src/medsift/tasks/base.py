@@ -172,6 +172,11 @@ class LabelTask(Task):
         train = out["train"]
         pos = np.nansum(train.targets, axis=0)
         known = (~np.isnan(train.targets)).sum(axis=0)
+        unknown = [name for name, k in zip(self.labels, known) if k == 0]
+        if unknown:
+            raise ConfigError(f"no training row has a known {', '.join(unknown)} label: fill label_* columns "
+                              f"(`medsift ingest ... --labels CSV`) or ingest annotation files; slices nobody "
+                              f"annotated are unknown, not negative")
         missing = [name for name, p, k in zip(self.labels, pos, known) if p == 0 or p == k]
         if missing:
             raise ConfigError(f"training rows need positives and negatives of every label; {missing} have one class "
