@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,7 +60,11 @@ def file_domain_warnings(run: str | Path, paths: Sequence[str | Path]) -> list[s
 
 
 def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
-    """Manifest rows for loose files: one per 2D image, one per slice of a NIfTI volume (content-sniffed)."""
+    """Manifest rows for loose files: one per 2D image, one per slice of a NIfTI volume (content-sniffed).
+
+    DICOM files of one series (SeriesInstanceUID) become one series ordered by position along the slice normal,
+    as ingest orders them, so a 2.5D model sees each slice's real neighbours; any other file is its own series.
+    """
     rows = []
     for n, f in enumerate(files):
         fmt = file_format(f)
@@ -72,8 +77,35 @@ def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
             rows.extend({**base, "image_id": f"{n:05d}_{z:04d}", "slice_index": z, "volume_index": z}
                         for z in range(depth))
         else:
-            rows.append({**base, "image_id": f"{n:05d}_0000", "slice_index": 0})
+            rows.append({**base, "image_id": f"{n:05d}_0000", "slice_index": 0, **_dicom_series_fields(f, fmt)})
+    if any(r["format"] == "dicom" for r in rows):
+        from medsift.formats.layouts.dicom_tree import order_series
+
+        rows = order_series(rows)
     return rows
+
+
+def _dicom_series_fields(path: Path, fmt: str) -> dict[str, Any]:
+    """Series, position and spacing fields of a DICOM file's header (nothing for other formats, or when the
+    header names no series: the file then stays a series of its own)."""
+    if fmt != "dicom":
+        return {}
+    from medsift.io.dicom import dicom_info
+    from medsift.io.probe import dicom_header_only, dicom_row_fields
+
+    ds = dicom_header_only(path.read_bytes())
+    if ds is None:
+        return {}
+    fields = dicom_row_fields(dicom_info(ds))
+    if not fields.get("series_id"):
+        return {}
+    keep = ("patient_id", "study_id", "series_id", "spacing_mm", "slice_thickness_mm", "dicom_instance_number",
+            "dicom_position", "dicom_orientation")
+    out = {k: fields[k] for k in keep if fields.get(k) is not None}
+    for key in ("dicom_position", "dicom_orientation"):  # stored as JSON text in the manifest, as ingest does
+        if key in out:
+            out[key] = json.dumps(out[key])
+    return out
 
 
 def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: str | Path | None = None,

@@ -108,22 +108,10 @@ def _probe_dicom(row: dict, data: bytes, problems: list) -> None:
         problems.append(_problem(exc))
         if isinstance(exc, ImageTooLargeError):
             return
-        ds = _dicom_header_only(data)  # unreadable pixels: keep what the header says
+        ds = dicom_header_only(data)  # unreadable pixels: keep what the header says
         if ds is None:
             return
-    info = dicom_info(ds)
-    header = {
-        "patient_id": info.patient_id, "study_id": info.study_id, "series_id": info.series_id,
-        "spacing_mm": info.spacing_mm, "slice_thickness_mm": info.slice_thickness_mm,
-        "hu_slope": info.slope, "hu_intercept": info.intercept,
-        "window_center": info.window_center, "window_width": info.window_width,
-        "width": info.columns or None, "height": info.rows or None,
-        "dicom_instance_number": info.instance_number, "dicom_modality": info.modality,
-        "dicom_sop_instance_uid": info.sop_instance_uid, "dicom_bits_stored": info.bits_stored,
-        "dicom_pixel_representation": info.pixel_representation, "dicom_photometric": info.photometric,
-        "dicom_position": list(info.position) if info.position else None,
-        "dicom_orientation": list(info.orientation) if info.orientation else None,
-    }
+    header = dicom_row_fields(dicom_info(ds))
     for key, value in header.items():
         if value is None:
             continue
@@ -135,7 +123,24 @@ def _probe_dicom(row: dict, data: bytes, problems: list) -> None:
     row["has_hu"] = not any(p[0] == Status.UNREADABLE.value for p in problems)
 
 
-def _dicom_header_only(data: bytes):
+def dicom_row_fields(info) -> dict[str, Any]:
+    """Manifest fields from a :class:`~medsift.io.dicom.DicomInfo` (None where the header is silent)."""
+    return {
+        "patient_id": info.patient_id, "study_id": info.study_id, "series_id": info.series_id,
+        "spacing_mm": info.spacing_mm, "slice_thickness_mm": info.slice_thickness_mm,
+        "hu_slope": info.slope, "hu_intercept": info.intercept,
+        "window_center": info.window_center, "window_width": info.window_width,
+        "width": info.columns or None, "height": info.rows or None,
+        "dicom_instance_number": info.instance_number, "dicom_modality": info.modality,
+        "dicom_sop_instance_uid": info.sop_instance_uid, "dicom_bits_stored": info.bits_stored,
+        "dicom_pixel_representation": info.pixel_representation, "dicom_photometric": info.photometric,
+        "dicom_position": list(info.position) if info.position else None,
+        "dicom_orientation": list(info.orientation) if info.orientation else None,
+    }
+
+
+def dicom_header_only(data: bytes):
+    """The parsed header of DICOM bytes without their pixels, or None when it does not parse."""
     import io
 
     import pydicom
