@@ -172,6 +172,11 @@ class _PreprocessAugment:
         return self.build(task=self.task, size=self.size, strength=self.strength, seed=seed)
 
 
+def _boxed(df) -> np.ndarray:
+    """(N,) True where a row has at least one box."""
+    return np.array([b is not None and len(b) > 0 for b in df["boxes"]], dtype=bool)
+
+
 def annotated_rows(df) -> np.ndarray:
     """(N,) True where a row had an annotation or mask file, boxes, or says its labels came from annotations:
     only there does "no box" mean "no lesion"."""
@@ -182,7 +187,7 @@ def annotated_rows(df) -> np.ndarray:
     if "label_source" in df.columns:
         known |= (df["label_source"].astype("string") == "annotation").fillna(False).to_numpy(dtype=bool)
     if "boxes" in df.columns:
-        known |= np.array([b is not None and len(b) > 0 for b in df["boxes"]], dtype=bool)
+        known |= _boxed(df)
     return known
 
 
@@ -203,8 +208,7 @@ def label_targets(df, labels: Sequence[str]) -> np.ndarray:
         if col in df.columns and df[col].notna().any():
             out[:, k] = df[col].astype("Float64").to_numpy(dtype=np.float32, na_value=np.nan)
         elif name == "hemorrhage" and "boxes" in df.columns:
-            boxed = np.array([b is not None and len(b) > 0 for b in df["boxes"]], dtype=np.float32)
-            out[:, k] = np.where(annotated_rows(df), boxed, np.nan)
+            out[:, k] = np.where(annotated_rows(df), _boxed(df).astype(np.float32), np.nan)
         else:
             raise ConfigError(f"label {name!r} needs a filled column {col!r}; label columns present: {present}")
     return out
