@@ -228,3 +228,18 @@ def test_training_on_slices_nobody_annotated_says_what_labels_are_missing(tmp_pa
     assert result.exit_code != 0
     assert "no training row has a known hemorrhage label" in str(result.exception)
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_predict_on_a_dicom_series_prints_one_verdict_per_scan(trained_run):
+    import synth_fixtures as sfx
+
+    series = sorted({p.parent for p in sfx.tiny().dicom.rglob("*.dcm")})[0]
+    n = len(list(series.glob("*.dcm")))
+    result = CliRunner().invoke(app, ["predict", str(trained_run), str(series)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "per scan" in result.output
+    summary = result.output[result.output.index("per scan"):]
+    assert f" {n} " in summary  # all the series' slices pooled in one row
+    lines = [json.loads(x) for x in CliRunner().invoke(app, ["predict", str(trained_run), str(series), "--json"])
+             .output.strip().splitlines() if x.startswith("{")]
+    assert len(lines) == n and len({r["scan"] for r in lines}) == 1

@@ -52,3 +52,15 @@ def test_other_files_stay_series_of_their_own(tmp_path):
         Image.fromarray(np.full((8, 8), 40 * k, np.uint8)).save(tmp_path / f"{k}.png")
     rows = file_rows(sorted(tmp_path.glob("*.png")))
     assert len({r["series_id"] for r in rows}) == 2 and all(r["slice_index"] == 0 for r in rows)
+
+
+def test_scan_summary_pools_slices_by_their_maximum():
+    from medsift.engine.inference import scan_summary
+
+    results = [{"path": "a", "slice": 0, "scan": "s1", "prob_hemorrhage": 0.2},
+               {"path": "b", "slice": 1, "scan": "s1", "prob_hemorrhage": 0.7},
+               {"path": "c", "slice": 2, "scan": "s1", "prob_hemorrhage": 0.4},
+               {"path": "d", "slice": 0, "scan": "s2", "prob_hemorrhage": 0.3}]
+    rows = scan_summary(results, {"hemorrhage": 0.5})
+    assert rows == [{"scan": "s1", "slices": 3, "max_prob_hemorrhage": 0.7, "slice_hemorrhage": 1, "hemorrhage": 1},
+                    {"scan": "s2", "slices": 1, "max_prob_hemorrhage": 0.3, "slice_hemorrhage": 0, "hemorrhage": 0}]

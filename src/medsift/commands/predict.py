@@ -29,7 +29,6 @@ def register(app: typer.Typer) -> None:
         import json
 
         from rich.console import Console
-        from rich.table import Table
 
         from medsift.errors import ConfigError
 
@@ -61,9 +60,23 @@ def register(app: typer.Typer) -> None:
             for r in results:
                 typer.echo(json.dumps(r))
             return
-        keys = [k for k in results[0] if k not in ("path", "slice") and not isinstance(results[0][k], list)]
-        table = Table("file", "slice", *keys)
-        for r in results:
-            table.add_row(Path(r["path"]).name, str(r["slice"]),
-                          *[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
-        Console().print(table)
+        Console().print(_table(results, ("path", "slice", "scan"), title=None, first=("file", "slice")))
+        if task not in ("segment", "detect") and any(r["slice"] > 0 for r in results):
+            from medsift.engine.inference import scan_summary
+
+            meta = json.loads((model / "model.json").read_text())
+            thresholds = dict(zip(meta["labels"], meta["calibration"].get("thresholds", [0.5] * len(meta["labels"]))))
+            Console().print(_table(scan_summary(results, thresholds), ("scan",), first=("scan",),
+                                   title="per scan (max over its slices, slice threshold)"))
+
+
+def _table(rows: list[dict], skip: tuple[str, ...], *, first: tuple[str, ...], title: str | None):
+    """A rich table: the ``first`` columns (file name for ``path``), then every scalar key not in ``skip``."""
+    from rich.table import Table
+
+    keys = [k for k in rows[0] if k not in skip and not isinstance(rows[0][k], list)]
+    table = Table(*first, *keys, title=title)
+    for r in rows:
+        lead = [Path(r["path"]).name if c == "file" else str(r[c]) for c in first]
+        table.add_row(*lead, *[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
+    return table

@@ -113,8 +113,9 @@ def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: 
     """Probabilities and labels of a run's model for files/folders.
 
     Returns:
-        One dict per slice: ``path``, ``slice`` (NIfTI index or 0), ``prob_<label>``, ``<label>`` (0/1 at the
-        run's stored threshold) and, with ``gradcam_dir``, ``gradcam`` (overlay PNG path).
+        One dict per slice: ``path``, ``slice`` (index in its scan), ``scan`` (the DICOM series, else the file),
+        ``prob_<label>``, ``<label>`` (0/1 at the run's stored threshold) and, with ``gradcam_dir``, ``gradcam``
+        (overlay PNG path). :func:`scan_summary` pools them per scan.
     """
     from medsift.engine.loop import build_loader, predict
     from medsift.engine.runner import load_run
@@ -141,7 +142,8 @@ def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: 
         scores = preds["score"][order]
         results = []
         for i, row in enumerate(df.itertuples(index=False)):
-            item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0)}
+            item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0),
+                                    "scan": str(row.series_id)}
             for k, name in enumerate(labels):
                 item[f"prob_{name}"] = float(scores[i, k])
                 item[name] = int(scores[i, k] >= thresholds[k])
@@ -150,6 +152,25 @@ def predict_files(run: str | Path, paths: Sequence[str | Path], *, gradcam_dir: 
                                                Path(row.image_path).name))
             results.append(item)
     return results
+
+
+def scan_summary(results: Sequence[dict[str, Any]], thresholds: dict[str, float]) -> list[dict[str, Any]]:
+    """One row per scan of :func:`predict_files`' results, by max pooling as ``evaluate``'s ``patient_max``
+    metrics do: ``scan``, ``slices``, and per label ``max_prob_<label>``, ``slice_<label>`` (where the maximum
+    is) and ``<label>`` (1 when the maximum reaches the slice threshold)."""
+    scans: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        scans.setdefault(str(r.get("scan", r["path"])), []).append(r)
+    out = []
+    for scan, rows in scans.items():
+        row: dict[str, Any] = {"scan": scan, "slices": len(rows)}
+        for name, thr in thresholds.items():
+            best = max(rows, key=lambda r: r[f"prob_{name}"])
+            row[f"max_prob_{name}"] = float(best[f"prob_{name}"])
+            row[f"slice_{name}"] = int(best["slice"])
+            row[name] = int(best[f"prob_{name}"] >= thr)
+        out.append(row)
+    return out
 
 
 def _gradcam(task, model, device, dataset, i: int, out_dir: Path, image_id: str, name: str) -> Path:
