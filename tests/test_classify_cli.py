@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -243,3 +244,17 @@ def test_predict_on_a_dicom_series_prints_one_verdict_per_scan(trained_run):
     lines = [json.loads(x) for x in CliRunner().invoke(app, ["predict", str(trained_run), str(series), "--json"])
              .output.strip().splitlines() if x.startswith("{")]
     assert len(lines) == n and len({r["scan"] for r in lines}) == 1
+
+
+def test_training_curves_are_tensorboard_events_too(trained_run):
+    """history.csv and the TensorBoard event files carry the same per-epoch values."""
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained_run / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/auc"} <= tags, tags
+    history = pd.read_csv(trained_run / "history.csv")
+    logged = [e.value for e in events.Scalars("val/auc")]
+    np.testing.assert_allclose(logged, history["val_auc"].to_numpy(), rtol=1e-5)

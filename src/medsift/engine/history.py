@@ -1,4 +1,4 @@
-"""Training history: one row per epoch in ``history.csv``, curves in ``curves.png``, optional TensorBoard."""
+"""Training history: one row per epoch in ``history.csv``, curves in ``curves.png``, TensorBoard events in ``tb/``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def write_history(rows: Sequence[dict[str, float]], out_dir: Path) -> None:
 
 
 class TensorBoardLog:
-    """Scalars to TensorBoard event files under ``RUN/tb`` when the ``tensorboard`` package is installed.
+    """Scalars to TensorBoard event files under ``RUN/tb`` (``tensorboard`` is a dependency).
 
-    Without it, ``enabled`` is False and ``note`` says why (the CSV/PNG history is always written).
+    Should its import fail in a trimmed environment, ``enabled`` is False and ``note`` says why (the CSV/PNG
+    history is always written).
     """
 
     def __init__(self, out_dir: Path, *, enabled: bool = True) -> None:
