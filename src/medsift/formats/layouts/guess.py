@@ -15,6 +15,7 @@ NIfTI, whose layouts refuse it with their own error.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +38,17 @@ class LayoutGuess:
 
 
 def _sample(folder: Path, limit: int = SAMPLE) -> list[Path]:
+    """The first ``limit`` candidate files of ``folder`` walked in sorted order (hidden folders skipped); the
+    walk stops there, so a huge tree is not listed in full."""
     out: list[Path] = []
-    for path in sorted(folder.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if path.is_file() and not is_skipped(path):
-            out.append(path)
-            if len(out) >= limit:
-                break
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.is_file() and not is_skipped(path):
+                out.append(path)
+                if len(out) >= limit:
+                    return out
     return out
 
 
