@@ -57,7 +57,8 @@ def domain_warnings(trained: dict[str, Any] | None, df, config: PreprocessConfig
         return []
     share = f"{now[other]} of {now['rows']} inputs (files or slices)"
     if seen == DISPLAY:
-        return [f"{share} carry HU (DICOM/NIfTI or re-windowed exports) and are windowed ({', '.join(config.windows)}), "
+        windows = ", ".join(config.windows)
+        return [f"{share} carry HU (DICOM/NIfTI or re-windowed exports) and are windowed ({windows}), "
                 f"but this model learnt on 8-bit exports used as they were ({trained[DISPLAY]} of {trained['rows']} "
                 f"training slices): the contrast differs and the scores may shift. Retrain with "
                 f"preprocess.export_window=[CENTER,WIDTH] (the window the training images were exported in) so both "

@@ -47,8 +47,6 @@ def file_format(path: Path) -> str:
 def file_domain_warnings(run: str | Path, paths: Sequence[str | Path]) -> list[str]:
     """:func:`medsift.engine.domain.domain_warnings` for loose files given to ``medsift predict`` (one entry per
     file: DICOM/NIfTI carry HU, PNG/JPEG files are 8-bit with no known window)."""
-    import json
-
     import pandas as pd
 
     from medsift.engine.domain import domain_warnings

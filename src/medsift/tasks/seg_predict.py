@@ -34,9 +34,9 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
     Returns:
         One dict per slice: ``path``, ``slice``, ``lesion`` (0/1: at least ``min_lesion_pixels`` predicted in the
         model's frame), ``lesion_pixels`` (in the file's pixels), ``max_prob``, with ``gate_run`` also
-        ``gate_prob``, and ``mask``/``overlay`` (and for NIfTI ``mask_volume``) file paths when written. The mask PNG has the file's own height
-        and width (the model's S x S output is resized back), so it lies on the image it came from; the overlay
-        shows the model's view (its window, S x S).
+        ``gate_prob``, and ``mask``/``overlay`` (and for NIfTI ``mask_volume``) file paths when written. The mask
+        PNG has the file's own height and width (the model's S x S output is resized back), so it lies on the
+        image it came from; the overlay shows the model's view (its window, S x S).
     """
     from medsift.engine.inference import expand_inputs, file_rows
     from medsift.engine.loop import build_loader, predict
