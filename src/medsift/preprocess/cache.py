@@ -351,20 +351,25 @@ def _find_squares(rows: pd.DataFrame, positions: np.ndarray, config: PreprocessC
     return out
 
 
+def _rewindow_source(row: Any, config: PreprocessConfig) -> tuple[float, float] | None:
+    """The export window :func:`decode_row` maps ``row`` back to HU through, or None (HU already, or no re-window)."""
+    if not config.rewindows:
+        return None
+    return _source_window(_bool(row.get("has_hu")) is True, row.get("window_center"), row.get("window_width"),
+                          config.export_window)
+
+
 def reaches_model_in_hu(row: Any, config: PreprocessConfig) -> bool:
     """Whether :func:`decode_row` hands ``row`` on in HU (DICOM/NIfTI, or an 8-bit export re-windowed through its
     known window) rather than as exported grey levels."""
-    hu = _bool(row.get("has_hu")) is True
-    return hu or (config.rewindows and _source_window(hu, row.get("window_center"), row.get("window_width"),
-                                                      config.export_window) is not None)
+    return _bool(row.get("has_hu")) is True or _rewindow_source(row, config) is not None
 
 
 def decode_row(row: Any, load_slice: SliceLoader, config: PreprocessConfig) -> tuple[np.ndarray, bool]:
     """``(slice, has_hu)``: the decoded slice, mapped back to HU when ``config`` re-windows 8-bit exports."""
     img = load_slice(row)
     hu = _bool(row.get("has_hu")) is True
-    source = _source_window(hu, row.get("window_center"), row.get("window_width"), config.export_window) \
-        if config.rewindows else None
+    source = _rewindow_source(row, config)
     if source is not None:
         from medsift.preprocess.windowing import display_to_hu
 
