@@ -304,12 +304,32 @@ def test_intensity_domain_of_a_row_follows_the_cache_decoding():
 
     df = pd.DataFrame({"has_hu": [True, False, False, None],
                        "window_center": [None, 40.0, None, None], "window_width": [None, 80.0, None, None]})
-    assert describe(df, PreprocessConfig()) == {"rows": 4, "hu": 1, "display": 3}
+    counts = lambda config: {k: describe(df, config)[k] for k in ("rows", "hu", "display")}  # noqa: E731
+    assert counts(PreprocessConfig()) == {"rows": 4, "hu": 1, "display": 3}
     # re-windowing maps an 8-bit row back to HU when its window is known, or when an export window is given
-    assert describe(df, PreprocessConfig(rewindow_8bit=True)) == {"rows": 4, "hu": 2, "display": 2}
-    assert describe(df, PreprocessConfig(export_window=[40, 150])) == {"rows": 4, "hu": 4, "display": 0}
+    assert counts(PreprocessConfig(rewindow_8bit=True)) == {"rows": 4, "hu": 2, "display": 2}
+    assert counts(PreprocessConfig(export_window=[40, 150])) == {"rows": 4, "hu": 4, "display": 0}
     trained_hu = {"rows": 100, "hu": 95, "display": 5}
     assert domain_warnings(trained_hu, df.iloc[:1], PreprocessConfig()) == []
     assert "3 of 4" in domain_warnings(trained_hu, df, PreprocessConfig())[0]
     mixed = {"rows": 100, "hu": 50, "display": 50}  # no training majority: nothing to compare with
     assert domain_warnings(mixed, df, PreprocessConfig()) == [] and domain_warnings(None, df, PreprocessConfig()) == []
+
+
+def test_model_pixel_size_is_compared_with_training():
+    """512-px slices of 0.45 mm cached at 256 px: 0.9 mm per model pixel. A 0.8 mm / 512 px site (a wide field of
+    view) gives 1.6 mm: lesions at 0.56 of their training size are flagged; 0.5 mm is within tolerance."""
+    import pandas as pd
+
+    from medsift.engine.domain import describe, domain_warnings
+
+    config = PreprocessConfig(size=256)
+    site = lambda mm: pd.DataFrame({"has_hu": [True] * 3, "spacing_mm": [mm] * 3, "width": [512] * 3,  # noqa: E731
+                                    "height": [512] * 3})
+    trained = describe(site(0.45), config)
+    assert trained["mm_per_px"] == pytest.approx(0.9)
+    warned = domain_warnings(trained, site(0.8), config)
+    assert len(warned) == 1 and "1.60 mm" in warned[0] and "0.56 times" in warned[0]
+    assert domain_warnings(trained, site(0.5), config) == []
+    assert domain_warnings(trained, site(0.8).drop(columns="spacing_mm"), config) == []  # unknown: no claim
+    assert describe(site(0.45), PreprocessConfig(size=256, crop_head=True))["mm_per_px"] is None

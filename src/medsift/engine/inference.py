@@ -45,15 +45,14 @@ def file_format(path: Path) -> str:
 
 
 def file_domain_warnings(run: str | Path, paths: Sequence[str | Path]) -> list[str]:
-    """:func:`medsift.engine.domain.domain_warnings` for loose files given to ``medsift predict`` (one entry per
-    file: DICOM/NIfTI carry HU, PNG/JPEG files are 8-bit with no known window)."""
-    import pandas as pd
-
+    """:func:`medsift.engine.domain.domain_warnings` for loose files given to ``medsift predict``: DICOM/NIfTI
+    carry HU, PNG/JPEG files are 8-bit with no known window; DICOM headers give the pixel size."""
     from medsift.engine.domain import domain_warnings
+    from medsift.manifest import new_manifest
     from medsift.preprocess.config import PreprocessConfig
 
     meta = json.loads((Path(run) / "model.json").read_text())
-    rows = pd.DataFrame({"has_hu": [file_format(f) in ("dicom", "nifti") for f in expand_inputs(paths)]})
+    rows = new_manifest(file_rows(expand_inputs(paths)))  # NIfTI volumes stay in the reader's cache for predict
     return domain_warnings(meta.get("training_data"), rows, PreprocessConfig.from_dict(meta["preprocess"]))
 
 
@@ -84,7 +83,7 @@ def file_rows(files: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def _dicom_series_fields(path: Path, fmt: str) -> dict[str, Any]:
-    """Series, position and spacing fields of a DICOM file's header (nothing for other formats, or when the
+    """Series, position, size and spacing fields of a DICOM file's header (nothing for other formats, or when the
     header names no series: the file then stays a series of its own)."""
     if fmt != "dicom":
         return {}
@@ -97,8 +96,8 @@ def _dicom_series_fields(path: Path, fmt: str) -> dict[str, Any]:
     fields = dicom_row_fields(dicom_info(ds))
     if not fields.get("series_id"):
         return {}
-    keep = ("patient_id", "study_id", "series_id", "spacing_mm", "slice_thickness_mm", "dicom_instance_number",
-            "dicom_position", "dicom_orientation")
+    keep = ("patient_id", "study_id", "series_id", "spacing_mm", "slice_thickness_mm", "width", "height",
+            "dicom_instance_number", "dicom_position", "dicom_orientation")
     out = {k: fields[k] for k in keep if fields.get(k) is not None}
     for key in ("dicom_position", "dicom_orientation"):  # stored as JSON text in the manifest, as ingest does
         if key in out:
