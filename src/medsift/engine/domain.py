@@ -38,15 +38,11 @@ def intensity_domains(df, config: PreprocessConfig) -> np.ndarray:
 def pixel_size_mm(df, config: PreprocessConfig) -> float | None:
     """Median mm per model pixel over ``df``'s rows with a known spacing (the source spacing scaled by the
     resize to ``config.size``), or None when no row knows its spacing or ``crop_head`` sets the scale instead."""
-    from medsift.manifest import float_column
-    from medsift.preprocess.resample import cached_spacing_mm
+    from medsift.preprocess.resample import median_cached_spacing_mm
 
     if config.crop_head or not len(df):
         return None
-    mm = cached_spacing_mm(float_column(df, "spacing_mm"), float_column(df, "height"), float_column(df, "width"),
-                           int(config.size))
-    mm = mm[np.isfinite(mm) & (mm > 0)]
-    return float(np.median(mm)) if len(mm) else None
+    return median_cached_spacing_mm(df, int(config.size))
 
 
 def describe(df, config: PreprocessConfig) -> dict[str, Any]:

@@ -78,6 +78,17 @@ def cached_spacing_mm(spacing_mm, height, width, size: int) -> np.ndarray:
     return np.asarray(spacing_mm, dtype=float) * np.where(np.isfinite(scale), scale, 1.0)
 
 
+def median_cached_spacing_mm(df, size: int) -> float | None:
+    """Median :func:`cached_spacing_mm` over a manifest's rows that know their ``spacing_mm`` (and ``height``,
+    ``width``); None when none does."""
+    from medsift.manifest import float_column
+
+    mm = cached_spacing_mm(float_column(df, "spacing_mm"), float_column(df, "height"), float_column(df, "width"),
+                           size)
+    mm = mm[np.isfinite(mm) & (mm > 0)]
+    return float(np.median(mm)) if len(mm) else None
+
+
 def size_for_spacing(shape_hw: Sequence[int], spacing_mm: float, target_mm: float) -> tuple[int, int]:
     """Output (h, w) in pixels that gives ``target_mm`` pixels from ``spacing_mm`` pixels."""
     if not (spacing_mm > 0 and target_mm > 0):

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from medsift.errors import ConfigError
-from medsift.manifest import float_column
 from medsift.tasks.head_features import FEATURE_NAMES, head_features
 
 #: LightGBM settings: small trees and strong regularisation for a thousand rows and ~150 features
@@ -119,11 +118,10 @@ def _features(hu: np.ndarray, mm_per_px: float, low: float, top: float) -> np.nd
 def pixel_size_mm(df, size: int) -> float:
     """Median in-plane mm per cached pixel over ``df``'s rows (:func:`~medsift.preprocess.resample.cached_spacing_mm`);
     a 230 mm field of view when the manifest knows no spacing."""
-    from medsift.preprocess.resample import cached_spacing_mm
+    from medsift.preprocess.resample import median_cached_spacing_mm
 
-    mm = cached_spacing_mm(float_column(df, "spacing_mm"), float_column(df, "height"), float_column(df, "width"), size)
-    mm = mm[np.isfinite(mm) & (mm > 0)]
-    return float(np.median(mm)) if len(mm) else DEFAULT_MM_PER_PX_512 * 512.0 / float(size)
+    mm = median_cached_spacing_mm(df, size)
+    return mm if mm is not None else DEFAULT_MM_PER_PX_512 * 512.0 / float(size)
 
 
 def dataset_features(model: HeadFeatureGBM, dataset, *, n_jobs: int = 1, chunk: int = 256) -> np.ndarray:
