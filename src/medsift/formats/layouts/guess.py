@@ -1,8 +1,8 @@
 """``--layout auto``: tell which layout a source folder follows from its file names and first bytes.
 
-The guess reads names and at most 132 bytes of a sample of files, never pixels, and says why it chose (the
-reason is printed and written in the ingest summary), so a wrong guess is easy to see and override with
-``--layout``. Rules, first match wins:
+The guess reads names and the first bytes of a sample of files (as ingest sniffs them), never pixels, and says
+why it chose (the reason is printed and written in the ingest summary), so a wrong guess is easy to see and
+override with ``--layout``. Rules, first match wins:
 
 1. ``nifti``: NIfTI volumes (``.nii``/``.nii.gz``) are most of the image files.
 2. ``phe-sich``: an ``images/`` folder whose file stems are mostly ``PPPP_SS`` (PHE-SICH-CT-IDS naming).
@@ -26,7 +26,6 @@ from medsift.formats.layouts.phe_sich import NAME as PHE_NAME
 SAMPLE = 400
 #: share of the sample a layout's files must reach
 MAJORITY = 0.5
-DICOM_MAGIC_OFFSET = 128
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,14 @@ def _sample(folder: Path, limit: int = SAMPLE) -> list[Path]:
 
 
 def is_dicom_file(path: Path) -> bool:
-    """True when ``path`` carries the DICOM preamble magic (``DICM`` at byte 128)."""
+    """True when ``path``'s first bytes are DICOM by content (:func:`medsift.io.images.sniff_format`)."""
+    from medsift.io.images import SNIFF_BYTES, sniff_format
+
     try:
         with open(path, "rb") as fh:
-            head = fh.read(DICOM_MAGIC_OFFSET + 4)
+            return sniff_format(fh.read(SNIFF_BYTES)) == "dicom"
     except OSError:
         return False
-    return head[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
 
 def guess_layout(src: str | Path, *, labels: str | Path | None = None) -> LayoutGuess:
