@@ -36,7 +36,7 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         model's frame), ``lesion_pixels`` (in the file's pixels), ``max_prob``, with ``gate_run`` also
         ``gate_prob``, and ``mask``/``overlay`` (and for NIfTI ``mask_volume``) file paths when written. The mask
         PNG has the file's own height and width (the model's S x S output is resized back), so it lies on the
-        image it came from; the overlay shows the model's view (its window, S x S).
+        image it came from; so is the overlay, which shows the model's view (its window) resized to the file's size.
     """
     from medsift.engine.inference import expand_inputs, file_rows
     from medsift.engine.loop import build_loader, predict
@@ -95,7 +95,8 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", mask))
             if overlay:
                 path = Path(out_dir) / f"{stem}_overlay.png"
-                atomic_write_bytes(path, so.png_bytes(so.overlay(images[i], None, masks[i])))
+                view = to_file_frame(images[i], frames[i], binary=False)
+                atomic_write_bytes(path, so.png_bytes(so.overlay(view, None, mask)))
                 item["overlay"] = str(path)
         results.append(item)
     if out_dir is not None:
@@ -130,9 +131,10 @@ def _write_label_volumes(out_dir: Path, df, results: list[dict[str, Any]], masks
             results[i]["mask_volume"] = str(target)
 
 
-def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any]) -> np.ndarray:
+def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any], *, binary: bool = True) -> np.ndarray:
     """A 0/1 mask in the model's S x S frame resized to the file's ``(height, width)`` (bilinear, then >= 0.5, so
-    an upscaled outline stays smooth); unchanged when the sizes already match or the frame is unknown."""
+    an upscaled outline stays smooth); unchanged when the sizes already match or the frame is unknown.
+    ``binary=False`` resizes a grey image the same way (bilinear, rounded back to its dtype)."""
     from medsift.preprocess.resample import resize_image
 
     try:
@@ -141,4 +143,7 @@ def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any]) -> np.ndarray:
         return mask
     if (h, w) == tuple(mask.shape):
         return mask
-    return (resize_image(mask.astype(np.float32), (h, w)) >= 0.5).astype(np.uint8)
+    resized = resize_image(mask.astype(np.float32), (h, w))
+    if not binary:
+        return np.rint(resized).astype(mask.dtype) if mask.dtype.kind in "iu" else resized.astype(mask.dtype)
+    return (resized >= 0.5).astype(np.uint8)
