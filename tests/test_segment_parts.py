@@ -59,7 +59,7 @@ def test_model_registry_shapes_and_unknown_name():
         build_model("no_such_net")
 
 
-@pytest.mark.parametrize("name", ["dice_bce", "dice_focal", "tversky"])
+@pytest.mark.parametrize("name", ["dice_bce", "dice_focal", "tversky", "dice_bce_cldice"])
 def test_losses_lower_for_the_right_answer(name):
     torch = pytest.importorskip("torch")
     from medsift.tasks.seg_models import build_loss
@@ -174,3 +174,41 @@ def test_instance_norm_would_fail_the_crop_consistency_check():
         a = net(whole)[..., 32:96, 32:96][..., 16:48, 16:48]
         b = net(whole[..., 32:96, 32:96].clone())[..., 16:48, 16:48]
     assert float((a - b).abs().max()) > 0.1
+
+
+def test_soft_skeleton_and_cldice_equal_monai():
+    torch = pytest.importorskip("torch")
+    from monai.losses import SoftclDiceLoss
+    from monai.losses.cldice import soft_skel
+
+    from medsift.tasks.seg_models import soft_cldice_loss, soft_skeleton
+
+    gen = torch.Generator().manual_seed(0)
+    prob = torch.rand(3, 1, 40, 36, generator=gen)
+    assert torch.allclose(soft_skeleton(prob, 6), soft_skel(prob, 6), atol=1e-6)
+    logits = torch.randn(3, 1, 40, 36, generator=gen)
+    target = (torch.rand(3, 1, 40, 36, generator=gen) > 0.7).float()
+    ours = soft_cldice_loss(logits, target, iterations=6)
+    theirs = SoftclDiceLoss(iter_=6, sigmoid=True)(logits, target)
+    assert float(ours) == pytest.approx(float(theirs), abs=1e-5)
+
+
+def test_cldice_punishes_a_broken_rim_more_than_a_thick_one():
+    """Two wrong answers with about the same pixel error: a rim with a gap and a rim one pixel too thick.
+    Dice barely tells them apart; clDice, made for thin structures, punishes the broken one more."""
+    torch = pytest.importorskip("torch")
+    from medsift.tasks.seg_models import soft_cldice_loss
+
+    _, rim = _ring_case()
+    target = torch.from_numpy(rim).float()[None, None]
+    broken = target.clone()
+    broken[..., 14:18, 20:34] = 0                   # 56 px of rim missing: the ring is open
+    thick = target.clone()
+    thick[..., 13, 14:34] = 1                       # 20 + 20 + 20 px of extra rim outside the ring
+    thick[..., 14:34, 13] = 1
+    thick[..., 34, 14:34] = 1
+
+    def logits(mask):
+        return (mask * 2 - 1) * 8
+
+    assert float(soft_cldice_loss(logits(broken), target)) > float(soft_cldice_loss(logits(thick), target)) + 0.05
