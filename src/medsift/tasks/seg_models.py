@@ -189,8 +189,9 @@ def _tversky():
 
 def _neighbour_extreme(img, dim: int, largest: bool):
     """Max (``largest``) or min of each pixel and its two neighbours along ``dim`` (-1 or -2); pixels outside
-    the image do not count. A stack of three shifted views reduced in one call: its backward pass is about twice
-    as fast on CPU as chained ``torch.maximum`` and ``max_pool2d``."""
+    the image do not count. A stack of three shifted views reduced in one call: forward and backward together
+    take about half the CPU time of chained ``torch.maximum`` and two thirds of ``max_pool2d`` (measured on
+    8 x 160 x 160, 1 thread)."""
     import torch
     import torch.nn.functional as F
 
@@ -204,9 +205,9 @@ def _neighbour_extreme(img, dim: int, largest: bool):
 def soft_skeleton(img, iterations: int):
     """Soft skeleton of ``(B, C, H, W)`` probabilities, as in clDice (Shit et al., CVPR 2021) and MONAI's
     ``monai.losses.cldice.soft_skel``: iterated soft erosion (min over the 4-neighbour cross) and opening
-    (erosion, then max over the 3 x 3 square). Written with shifted minima and maxima because
-    ``max_pool2d`` with these kernels is slower on CPU (forward about 10x, backward 1.5x); it equals MONAI's to float precision
-    (tested)."""
+    (erosion, then max over the 3 x 3 square). Written with shifted minima and maxima because MONAI's
+    ``max_pool2d`` version is slower on CPU (a training step's clDice term: 180 ms against 85 ms for 8 crops of
+    160 x 160, 1 thread); the values equal MONAI's to float precision (tested)."""
     import torch
     import torch.nn.functional as F
 
