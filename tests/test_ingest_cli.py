@@ -45,3 +45,22 @@ def test_cli_labels_for_phe_layout_says_what_to_use(bad_src, tmp_path):
                                  str(tmp_path / "w"), "--labels", str(labels)])
     assert result.exit_code != 0
     assert "Use --layout folder" in str(result.exception)
+
+
+def test_unpaired_side_files_of_one_patient_read_as_one_line():
+    import pandas as pd
+
+    from medsift.commands.ingest import group_side_files
+
+    recs = [{"annotation_path": f"/src/annotations/0070_{k:02d}.xml", "problem": "no_image",
+             "detail": f"no image for 0070_{k:02d}"} for k in reversed(range(33))]
+    recs += [{"annotation_path": "/src/annotations/0012_04.xml", "problem": "no_image", "detail": "no image for 0012_04"},
+             {"annotation_path": "/src/annotations/0070_40.xml", "problem": "bad_xml", "detail": "not XML"},
+             {"annotation_path": "/src/other/0070_00.xml", "problem": "no_image", "detail": "no image for 0070_00"}]
+    rows = group_side_files(pd.DataFrame(recs))
+    assert rows[0] == ("0070_00.xml … 0070_32.xml (33 files)", "no_image",
+                       "no image for 0070_00 (and 32 more of 0070_*)")
+    assert ("0012_04.xml", "no_image", "no image for 0012_04") in rows
+    assert ("0070_40.xml", "bad_xml", "not XML") in rows           # another problem: its own row
+    assert ("0070_00.xml", "no_image", "no image for 0070_00") in rows  # another folder: its own row
+    assert len(rows) == 4

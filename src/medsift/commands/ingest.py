@@ -96,11 +96,35 @@ def _print_unpaired(console, path: Path) -> None:
     unpaired = pd.read_csv(path, dtype=str, keep_default_na=False)
     if unpaired.empty:
         return
+    groups = group_side_files(unpaired)
     table = Table(title=f"unpaired side files ({len(unpaired)})")
     for col in ("file", "problem", "detail"):
         table.add_column(col, overflow="fold")
-    for rec in unpaired.head(MAX_PROBLEMS_SHOWN).to_dict("records"):
-        table.add_row(Path(rec["annotation_path"]).name, rec["problem"], rec["detail"])
+    for files, problem, detail in groups[:MAX_PROBLEMS_SHOWN]:
+        table.add_row(files, problem, detail)
     console.print(table)
-    if len(unpaired) > MAX_PROBLEMS_SHOWN:
-        console.print(f"... {len(unpaired) - MAX_PROBLEMS_SHOWN} more in {path}")
+    if len(groups) > MAX_PROBLEMS_SHOWN:
+        console.print(f"... {len(groups) - MAX_PROBLEMS_SHOWN} more groups; every file is listed in {path}")
+
+
+def group_side_files(unpaired, *, min_group: int = 3) -> list[tuple[str, str, str]]:
+    """``(files, problem, detail)`` rows for the console: files of one folder with the same problem and the same
+    name up to its last ``_`` (one patient's slices in PHE-SICH naming) become one row, ``first … last (n files)``,
+    when there are at least ``min_group`` of them, so 33 annotations of a patient without images read as one
+    line. Other files keep a row each; the CSV next to the workspace always lists every file."""
+    rows: list[tuple[str, str, str]] = []
+    keyed: dict[tuple[str, str, str], list[dict]] = {}
+    for rec in unpaired.to_dict("records"):
+        path = Path(rec["annotation_path"])
+        stem = path.name.split(".")[0]
+        prefix = stem.rsplit("_", 1)[0] if "_" in stem else stem
+        keyed.setdefault((str(path.parent), prefix, rec["problem"]), []).append(rec)
+    for (_, prefix, problem), recs in keyed.items():
+        recs = sorted(recs, key=lambda r: Path(r["annotation_path"]).name)
+        names = [Path(r["annotation_path"]).name for r in recs]
+        if len(recs) >= min_group:
+            rows.append((f"{names[0]} … {names[-1]} ({len(recs)} files)", problem,
+                         f"{recs[0]['detail']} (and {len(recs) - 1} more of {prefix}_*)"))
+        else:
+            rows.extend((Path(r["annotation_path"]).name, problem, r["detail"]) for r in recs)
+    return rows
