@@ -97,6 +97,32 @@ def test_predict_files_returns_boxes_in_file_pixels_and_draws(det_run, det_ws, t
     assert drawn.ndim == 3 and drawn.shape[2] == 3
 
 
+def test_a_head_cropped_detector_reports_boxes_on_the_file(det_ws, tmp_path):
+    """``preprocess.crop_head``: trained, evaluated and used on files, boxes in each file's pixels."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from medsift.cli import app
+    from medsift.tasks.det_predict import predict_detect_files
+
+    cfg = tmp_path / "det.yaml"
+    cfg.write_text("epochs: 1\nbatch_size: 4\nmax_steps_per_epoch: 2\namp: false\ndevice: cpu\nthreads: 1\n"
+                   "num_workers: 0\nbootstrap: 20\nmodel: {arch: centernet, width: 8}\ndetect: {score_floor: 0.0}\n"
+                   "preprocess: {size: 64, windows: [brain], crop_head: true}\n")
+    run = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(det_ws["ws"]), "--task", "detect", "--out", str(run), "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["evaluate", str(run), "--workspace", str(det_ws["ws"]), "--split", "test"])
+    assert res.exit_code == 0, res.output
+    png = sorted((det_ws["synth"].phe_sich / "images").glob("*.png"))[0]
+    out = predict_detect_files(run, [png], draw_dir=tmp_path, device="cpu")
+    w, h = Image.open(png).size
+    assert out[0]["boxes"]
+    for x1, y1, x2, y2, _ in out[0]["boxes"]:
+        assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
+
+
 @pytest.mark.parametrize("target", ["coco", "yolo"])
 def test_export_boxes_read_back_match_the_manifest(det_ws, tmp_path, target):
     from medsift.export import export

@@ -235,6 +235,40 @@ def test_crop_head_spends_the_pixels_on_the_head_and_boxes_and_masks_follow(tmp_
     assert abs(ys.max() + 1 - y1) <= 1
 
 
+def test_boxes_found_in_the_head_square_go_back_to_file_pixels(tmp_path):
+    """With ``crop_head`` a detector sees the head square resized; its boxes must come back out of the square (and
+    a slice without a head, not cropped, just rescaled)."""
+    from medsift.engine.config import apply_overrides, TrainConfig
+    from medsift.tasks import TASKS
+    from medsift.tasks.detect import boxes_to_cache, boxes_to_file
+
+    img = np.full((100, 100), -1000.0, np.float32)
+    img[10:50, 20:60] = 40.0
+    img[20:30, 30:40] = 70.0
+    df = write_slices(tmp_path / "src", [
+        {"image_id": "a", "patient_id": "p", "slice_index": 0, "has_hu": True, "array": img,
+         "boxes": [[30.0, 20.0, 40.0, 30.0, "bleed"]], "label_hemorrhage": 1},
+        {"image_id": "blank", "patient_id": "p", "slice_index": 1, "has_hu": True,
+         "array": np.full((100, 100), -1000.0, np.float32), "label_hemorrhage": 0}])
+    cache = build_cache(df, tmp_path / "c", PreprocessConfig(size=50, crop_head=True), **LOADERS)
+    frames = cache.file_frames([0, 1])
+    np.testing.assert_allclose(frames, [[44 / 50, 44 / 50, 18, 8], [2, 2, 0, 0]])  # square (y0 8, x0 18, side 44)
+    np.testing.assert_allclose(boxes_to_file(cache.boxes[0], frames[0]), [[30, 20, 40, 30]], atol=1e-4)
+    np.testing.assert_allclose(boxes_to_cache(boxes_to_file(cache.boxes[0], frames[0]), frames[0]), cache.boxes[0],
+                               atol=1e-4)
+    task = TASKS.get("detect")(apply_overrides(TrainConfig(), ["task=detect", "preprocess.crop_head=true",
+                                                                "preprocess.size=50"]))
+    dataset = task.dataset(df, cache, augment=False)
+    np.testing.assert_allclose(dataset.gt_boxes[0], [[30, 20, 40, 30]])
+    # a detection exactly on the cached box is reported at the file's box; one on the blank slice is scaled by 2
+    det = np.full((2, 1, 5), -1.0, np.float32)
+    det[0, 0] = [*cache.boxes[0][0], 0.9]
+    det[1, 0] = [5, 5, 10, 10, 0.8]
+    boxes, scores = task.split_detections(det, frame=dataset.frame)
+    np.testing.assert_allclose(boxes[0], [[30, 20, 40, 30]], atol=1e-4)
+    np.testing.assert_allclose(boxes[1], [[10, 10, 20, 20]])
+
+
 def test_crop_head_with_context_crops_a_series_with_one_square_so_neighbours_align(tmp_path):
     """With 2.5D context the slices of a series share the square around all their heads: a small head (top of
     the skull) and a large one keep their true relative size, and each channel of a stack is cropped alike."""
@@ -275,17 +309,18 @@ def test_union_square_holds_every_square_and_skips_none():
         assert y0 <= sq[0] and x0 <= sq[1] and sq[0] + sq[2] <= y0 + side and sq[1] + sq[2] <= x0 + side
 
 
-@pytest.mark.parametrize("option", ["preprocess.crop_head=true", "mixup=0.3"])
-def test_per_slice_label_options_are_refused_by_tasks_with_boxes_or_masks(option):
-    """``crop_head`` (outputs would have to be mapped back to file pixels) and ``mixup`` (boxes and masks do not
-    blend) are for classify and multilabel; detect and segment say so."""
+@pytest.mark.parametrize("option, allowed", [("preprocess.crop_head=true", ("classify", "multilabel", "detect")),
+                                             ("mixup=0.3", ("classify", "multilabel"))])
+def test_per_slice_options_are_refused_by_tasks_that_cannot_use_them(option, allowed):
+    """``crop_head`` needs outputs mapped back to file pixels (segment masks are not) and ``mixup`` needs targets
+    that blend (boxes and masks do not); the tasks without say so."""
     from medsift.engine.config import apply_overrides, TrainConfig
     from medsift.tasks import TASKS
 
     name = option.split("=")[0].split(".")[-1]
-    for task, ok in (("classify", True), ("multilabel", True), ("detect", False), ("segment", False)):
+    for task in ("classify", "multilabel", "detect", "segment"):
         cfg = apply_overrides(TrainConfig(), [f"task={task}", option, "labels=[hemorrhage]"])
-        if ok:
+        if task in allowed:
             TASKS.get(task)(cfg)
         else:
             with pytest.raises(ConfigError, match=name):

@@ -144,6 +144,26 @@ class SliceCache:
                               f"(e.g. {missing[:5]}); rebuild it from the current manifest")
         return np.fromiter((self._pos[i] for i in ids), dtype=np.int64, count=len(ids))
 
+    def file_frames(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """float64 (N, 4) ``(sx, sy, ox, oy)`` of cached rows: the point ``(x, y)`` of the S x S frame lies at
+        ``(ox + sx * x, oy + sy * y)`` in its file's pixels. Without a crop that is ``(W / S, H / S, 0, 0)``; with
+        ``crop_head`` the head square's corner and ``side / S``. A row whose size is unknown gets ``(1, 1, 0, 0)``."""
+        pos = np.asarray(positions, dtype=np.int64)
+        s = float(self.config.size)
+        out = np.tile(np.array([1.0, 1.0, 0.0, 0.0]), (len(pos), 1))
+        idx = self.index
+        if "orig_width" in idx.columns and "orig_height" in idx.columns:
+            w = pd.to_numeric(idx["orig_width"], errors="coerce").to_numpy(float)[pos]
+            h = pd.to_numeric(idx["orig_height"], errors="coerce").to_numpy(float)[pos]
+            known = np.isfinite(w) & np.isfinite(h)
+            out[known, 0], out[known, 1] = w[known] / s, h[known] / s
+        if "crop_side" in idx.columns:
+            side, y0, x0 = (idx[c].to_numpy(dtype=float, na_value=np.nan)[pos]
+                            for c in ("crop_side", "crop_y0", "crop_x0"))
+            cropped = np.isfinite(side)
+            out[cropped] = np.stack([side / s, side / s, x0, y0], axis=1)[cropped]
+        return out
+
     def image(self, i: int) -> np.ndarray:
         """Slice ``i`` as float32 (C, S, S), scaled to 0..1 then normalised per ``config.normalize``."""
         from medsift.preprocess.normalize import minmax, zscore

@@ -86,7 +86,7 @@ def evaluate_detection(task, predictions: dict[str, np.ndarray], dataset, *, cal
     from medsift.metrics.detection import coco_map, froc, image_level, image_level_metrics
 
     idx, det = task.aligned(predictions, dataset)
-    boxes, scores = task.split_detections(det, scale=dataset.scale[idx])
+    boxes, scores = task.split_detections(det, frame=dataset.frame[idx])
     ids = [str(dataset.image_ids[i]) for i in idx]
     patients = np.asarray([str(dataset.patients[i]) for i in idx])
     gt_list = [dataset.gt_boxes[i] for i in idx]
@@ -117,6 +117,7 @@ def _write_outputs(out_dir: Path, task, dataset, idx, ids, patients, gt_list, bo
     from sklearn.metrics import classification_report
 
     from medsift.report.plots import plot_confusion, plot_pr
+    from medsift.tasks.detect import boxes_to_cache
     from medsift.tasks.seg_outputs import png_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,10 +152,9 @@ def _write_outputs(out_dir: Path, task, dataset, idx, ids, patients, gt_list, bo
             i = idx[k]
             raw = np.asarray(dataset.images[dataset.positions[i]])
             gray = raw[raw.shape[0] // 2]
-            sx, sy = dataset.scale[i]
-            back = np.array([sx, sy, sx, sy])
             keep = scores[k] >= min(thr, 1.0)
-            rgb = _draw(gray, gt_list[k] / back, boxes[k][keep] / back, scores[k][keep],
+            rgb = _draw(gray, boxes_to_cache(gt_list[k], dataset.frame[i]),
+                        boxes_to_cache(boxes[k][keep], dataset.frame[i]), scores[k][keep],
                         label=f"{outcome} {image_id} best {table.loc[table['image_id'] == image_id, 'max_score'].iat[0]:.2f}")
             atomic_write_bytes(out_dir / "draws" / f"{outcome.lower()}_{image_id}.png", png_bytes(rgb))
 

@@ -1,6 +1,8 @@
 """Box predictions of a trained detect run on loose files: the ``detect`` side of ``medsift predict``.
 
-Boxes are given in each file's own pixels (the cache's ``S x S`` frame rescaled by the original size).
+Boxes are given in each file's own pixels (the cache's ``S x S`` frame mapped back by
+:meth:`~medsift.preprocess.cache.SliceCache.file_frames`: rescaled, and moved out of the head square with
+``preprocess.crop_head``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def predict_detect_files(run: str | Path, paths: Sequence[str | Path], *, draw_d
     from medsift.manifest import atomic_write_bytes, new_manifest
     from medsift.preprocess.cache import build_cache
     from medsift.tasks.det_draw import draw_boxes
+    from medsift.tasks.detect import boxes_to_cache
     from medsift.tasks.seg_outputs import png_bytes
 
     task, model, meta, dev = load_run(run, device=device)
@@ -51,7 +54,10 @@ def predict_detect_files(run: str | Path, paths: Sequence[str | Path], *, draw_d
         loader = build_loader(dataset, batch_size=8, num_workers=0, collate=task.collate, pin=False, seed=0)
         preds = predict(task, model, loader, dev)
         idx, det = task.aligned(preds, dataset)
-        boxes, scores = task.split_detections(det, scale=dataset.scale[idx])
+        boxes, scores = task.split_detections(det, frame=dataset.frame[idx])
+        # a head square may reach past the image (it is padded there): keep the boxes on the file
+        sizes = cache.index[["orig_width", "orig_height"]].to_numpy(float)[dataset.positions[idx]]
+        boxes = [np.clip(b, 0, np.tile(wh, 2)) if np.isfinite(wh).all() else b for b, wh in zip(boxes, sizes)]
         for k, (i, row) in enumerate(zip(idx, df.itertuples(index=False))):
             best = float(scores[k].max()) if len(scores[k]) else 0.0
             item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0),
@@ -60,9 +66,8 @@ def predict_detect_files(run: str | Path, paths: Sequence[str | Path], *, draw_d
                                               for b, s in zip(boxes[k], scores[k])]}
             if draw_dir is not None:
                 raw = np.asarray(dataset.images[dataset.positions[i]])
-                sx, sy = dataset.scale[i]
                 keep = scores[k] >= thr
-                rgb = draw_boxes(raw[raw.shape[0] // 2], pred=boxes[k][keep] / np.array([sx, sy, sx, sy]),
+                rgb = draw_boxes(raw[raw.shape[0] // 2], pred=boxes_to_cache(boxes[k][keep], dataset.frame[i]),
                                  scores=scores[k][keep], label=f"best {best:.2f} (threshold {thr:.2f})")
                 path = Path(draw_dir) / f"{Path(row.image_path).name.split('.')[0]}_{item['slice']:04d}_boxes.png"
                 atomic_write_bytes(path, png_bytes(rgb))

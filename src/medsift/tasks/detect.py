@@ -11,7 +11,7 @@ Design for CT slices with one class and mostly one lesion per slice:
   sample by the engine's sampler. Slices without boxes stay in every split: they are where false alarms
   happen.
 * **Outputs**: ``predict_batch`` gives ``{"det": float32 (B, k, 5)}`` rows ``x1, y1, x2, y2, score`` in the
-  ``S x S`` frame (unused rows -1); evaluation rescales them to the original pixels of each image.
+  ``S x S`` frame (unused rows -1); evaluation maps them to the original pixels of each image.
 * **Image level**: a slice is called "hemorrhage" when its best box scores at least the threshold chosen on
   validation (:meth:`DetectTask.calibrate`: the highest threshold with validation image recall >=
   ``target_sensitivity``, 0.95 by default).
@@ -107,14 +107,15 @@ class DetectDataset:
         boxes: N float32 (n_i, 4) arrays in the S x S frame.
         augment: ``seed -> augmenter`` (boxes move with the image) or None.
         image_ids, patients: (N,) identifiers.
-        gt_boxes: N (n_i, 4) arrays in original pixels (default: ``boxes`` rescaled by ``scale``).
-        scale: (N, 2) ``(orig_width / S, orig_height / S)``.
+        gt_boxes: N (n_i, 4) arrays in original pixels (default: ``boxes`` mapped by ``frame``).
+        frame: (N, 4) ``(sx, sy, ox, oy)`` from the S x S frame to each file's pixels
+            (:meth:`~medsift.preprocess.cache.SliceCache.file_frames`; default: the identity).
     """
 
     def __init__(self, images, positions: Sequence[int], boxes: Sequence[np.ndarray], *,
                  augment: Callable[[int], Callable[[dict], dict]] | None = None, image_ids: Sequence[str] = (),
                  patients: Sequence[str] = (), gt_boxes: Sequence[np.ndarray] | None = None,
-                 scale: np.ndarray | None = None) -> None:
+                 frame: np.ndarray | None = None) -> None:
         self.images = images
         self.positions = np.asarray(positions, dtype=np.int64)
         self.boxes = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
@@ -124,8 +125,9 @@ class DetectDataset:
         n = len(self.positions)
         self.image_ids = np.asarray(image_ids if len(image_ids) else [str(i) for i in range(n)], dtype=object)
         self.patients = np.asarray(patients if len(patients) else self.image_ids, dtype=object)
-        self.scale = np.ones((n, 2), np.float64) if scale is None else np.asarray(scale, np.float64).reshape(n, 2)
-        self.gt_boxes = ([b * np.tile(s, 2) for b, s in zip(self.boxes, self.scale)] if gt_boxes is None
+        self.frame = (np.tile([1.0, 1.0, 0.0, 0.0], (n, 1)) if frame is None
+                      else np.asarray(frame, np.float64).reshape(n, 4))
+        self.gt_boxes = ([boxes_to_file(b, f) for b, f in zip(self.boxes, self.frame)] if gt_boxes is None
                          else [np.asarray(b, np.float64).reshape(-1, 4) for b in gt_boxes])
 
     @property
@@ -198,6 +200,7 @@ class DetectTask(Task):
 
     name = "detect"
     headline_metric = "map50"
+    allows_crop_head = True  # boxes go back to file pixels through the cache's file_frames
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -226,17 +229,12 @@ class DetectTask(Task):
         """A :class:`DetectDataset` over every row of ``df`` (slices without boxes included)."""
         pos = cache.rows(df)
         s = int(cache.images.shape[-1])
-        idx = cache.index
-        if "orig_width" in idx.columns and "orig_height" in idx.columns:
-            scale = np.stack([idx["orig_width"].to_numpy(float)[pos] / s, idx["orig_height"].to_numpy(float)[pos] / s],
-                             axis=1)
-        else:
-            scale = np.ones((len(pos), 2))
         factory = box_augment_factory(size=s, strength=self.config.augment) if augment else None
         return DetectDataset(cache.images, pos, [cache.boxes[p] for p in pos], augment=factory,
                              image_ids=df["image_id"].astype(str).to_numpy(),
                              patients=df["patient_id"].astype(str).to_numpy(),
-                             gt_boxes=manifest_boxes(df) if "boxes" in df.columns else None, scale=scale)
+                             gt_boxes=manifest_boxes(df) if "boxes" in df.columns else None,
+                             frame=cache.file_frames(pos))
 
     def scored_rows(self, df):
         """The rows whose boxes are truth: a row nobody annotated (:func:`~medsift.tasks.data.annotated_rows`) is
@@ -319,16 +317,16 @@ class DetectTask(Task):
         order = np.argsort(predictions["index"], kind="stable")
         return predictions["index"][order], predictions["det"][order]
 
-    def split_detections(self, det: np.ndarray, *, scale: np.ndarray | None = None) -> tuple[list, list]:
-        """Boxes (n, 4) and scores (n,) per image with score >= ``score_floor``, optionally rescaled per image
-        by ``scale`` (N, 2) = (sx, sy)."""
+    def split_detections(self, det: np.ndarray, *, frame: np.ndarray | None = None) -> tuple[list, list]:
+        """Boxes (n, 4) and scores (n,) per image with score >= ``score_floor``, optionally mapped per image to
+        its file's pixels by ``frame`` (N, 4) = (sx, sy, ox, oy)."""
         boxes, scores = [], []
         floor = max(float(self.options.score_floor), 0.0)
         for i, d in enumerate(det):
             keep = d[:, 4] >= floor
             b = d[keep, :4].astype(np.float64)
-            if scale is not None:
-                b = b * np.tile(scale[i], 2)
+            if frame is not None:
+                b = boxes_to_file(b, frame[i])
             boxes.append(b)
             scores.append(d[keep, 4].astype(np.float64))
         return boxes, scores
@@ -387,3 +385,16 @@ def _stderr(text: str) -> None:
     import sys
 
     sys.stderr.write(text + "\n")
+
+
+def boxes_to_file(boxes: np.ndarray, frame: Sequence[float]) -> np.ndarray:
+    """(n, 4) xyxy boxes of the S x S frame in the file's pixels, by one row ``(sx, sy, ox, oy)`` of
+    :meth:`~medsift.preprocess.cache.SliceCache.file_frames`."""
+    sx, sy, ox, oy = (float(v) for v in frame)
+    return np.asarray(boxes, np.float64).reshape(-1, 4) * [sx, sy, sx, sy] + [ox, oy, ox, oy]
+
+
+def boxes_to_cache(boxes: np.ndarray, frame: Sequence[float]) -> np.ndarray:
+    """The inverse of :func:`boxes_to_file`: file pixels back to the S x S frame (to draw on the model's view)."""
+    sx, sy, ox, oy = (float(v) for v in frame)
+    return (np.asarray(boxes, np.float64).reshape(-1, 4) - [ox, oy, ox, oy]) / [sx, sy, sx, sy]
