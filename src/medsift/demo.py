@@ -162,9 +162,11 @@ def _steps(root: Path, *, patients: int, seed: int) -> list[Step]:
              "98% of the validation lesion slices); gated and ungated Dice side by side",
              ("ensemble", str(ws), "--run", str(runs / "segment"), "--slice-gate", str(runs / "classify"),
               "--out", str(runs / "cascade"), "--bootstrap", "200")),
-        Step("Train task 2: box detection (CenterNet-style heatmap head, the fastest design on CPU)",
+        Step("Train task 2: box detection (CenterNet-style heatmap head, the fastest design on CPU) on each slice's "
+             "head square; boxes are mapped back to file pixels",
              ("train", str(ws), "--task", "detect", "--out", str(runs / "detect"), "--epochs", "25",
               "--set", "model.arch=centernet", "--set", "model.width=8", "--set", "preprocess.size=128",
+              "--set", "preprocess.crop_head=true",
               "--set", "sampler=balanced", "--set", "augment=light", "--set", "batch_size=8", "--set", "lr=0.003",
               "--set", "patience=0",
               "--set", "num_workers=0", "--set", "bootstrap=200")),
