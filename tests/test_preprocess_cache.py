@@ -269,6 +269,41 @@ def test_boxes_found_in_the_head_square_go_back_to_file_pixels(tmp_path):
     np.testing.assert_allclose(boxes[1], [[10, 10, 20, 20]])
 
 
+def test_masks_found_in_the_head_square_go_back_to_file_pixels_and_mm_follow_the_square(tmp_path):
+    """A segmentation run with ``crop_head``: its mask goes back where the square lies in the file, and its mm per
+    pixel (HD95, mL) are those of the square's pixels, not the file's."""
+    from medsift.engine.config import apply_overrides, TrainConfig
+    from medsift.preprocess.skull import crop_square, paste_square
+    from medsift.tasks import TASKS
+    from medsift.tasks.seg_predict import to_file_frame
+
+    img = np.full((100, 100), -1000.0, np.float32)
+    img[10:50, 20:60] = 40.0
+    mask = np.zeros((100, 100), bool)
+    mask[20:30, 30:40] = True
+    df = write_slices(tmp_path / "src", [
+        {"image_id": "a", "patient_id": "p", "slice_index": 0, "has_hu": True, "array": img, "mask": mask,
+         "spacing_mm": 0.5, "label_hemorrhage": 1},
+        {"image_id": "b", "patient_id": "p", "slice_index": 1, "has_hu": True, "array": img, "mask": mask,
+         "spacing_mm": 0.5, "label_hemorrhage": 1}])
+    cache = build_cache(df, tmp_path / "c", PreprocessConfig(size=88, crop_head=True), **LOADERS)
+    square = tuple(int(v) for v in cache.index[["crop_y0", "crop_x0", "crop_side"]].iloc[0])
+    assert square == (8, 18, 44)
+    back = to_file_frame(np.asarray(cache.masks[0]), (100, 100), square=square)
+    assert back.shape == (100, 100) and np.array_equal(back > 0, mask)
+    task = TASKS.get("segment")(apply_overrides(TrainConfig(), ["task=segment", "preprocess.crop_head=true",
+                                                                 "preprocess.size=88"]))
+    ds = task.dataset(df, cache, augment=False)
+    np.testing.assert_allclose(ds.spacing_mm, [0.25, 0.25])  # 44 file pixels of 0.5 mm over 88 cached pixels
+    # pasting is the inverse of cropping, also for a square that reaches past the image
+    for sq in ((8, 18, 44), (-5, 70, 40)):
+        patch = crop_square(img, sq, fill=-1000.0)
+        np.testing.assert_array_equal(paste_square(patch, sq, img.shape, fill=-1000.0)[max(sq[0], 0):sq[0] + sq[2],
+                                                                                        sq[1]:sq[1] + sq[2]],
+                                      img[max(sq[0], 0):sq[0] + sq[2], sq[1]:sq[1] + sq[2]])
+    assert paste_square(np.ones((40, 40)), (-5, 70, 40), (100, 100)).sum() == 35 * 30
+
+
 def test_crop_head_with_context_crops_a_series_with_one_square_so_neighbours_align(tmp_path):
     """With 2.5D context the slices of a series share the square around all their heads: a small head (top of
     the skull) and a large one keep their true relative size, and each channel of a stack is cropped alike."""
@@ -309,21 +344,20 @@ def test_union_square_holds_every_square_and_skips_none():
         assert y0 <= sq[0] and x0 <= sq[1] and sq[0] + sq[2] <= y0 + side and sq[1] + sq[2] <= x0 + side
 
 
-@pytest.mark.parametrize("option, allowed", [("preprocess.crop_head=true", ("classify", "multilabel", "detect")),
-                                             ("mixup=0.3", ("classify", "multilabel"))])
-def test_per_slice_options_are_refused_by_tasks_that_cannot_use_them(option, allowed):
-    """``crop_head`` needs outputs mapped back to file pixels (segment masks are not) and ``mixup`` needs targets
-    that blend (boxes and masks do not); the tasks without say so."""
+def test_mixup_is_refused_by_tasks_whose_targets_do_not_blend():
+    """``mixup`` needs targets that blend (boxes and masks do not); every task takes ``crop_head`` (boxes and
+    masks are mapped back out of the head square)."""
     from medsift.engine.config import apply_overrides, TrainConfig
     from medsift.tasks import TASKS
 
-    name = option.split("=")[0].split(".")[-1]
     for task in ("classify", "multilabel", "detect", "segment"):
-        cfg = apply_overrides(TrainConfig(), [f"task={task}", option, "labels=[hemorrhage]"])
-        if task in allowed:
+        TASKS.get(task)(apply_overrides(TrainConfig(), [f"task={task}", "preprocess.crop_head=true",
+                                                        "labels=[hemorrhage]"]))
+        cfg = apply_overrides(TrainConfig(), [f"task={task}", "mixup=0.3", "labels=[hemorrhage]"])
+        if task in ("classify", "multilabel"):
             TASKS.get(task)(cfg)
         else:
-            with pytest.raises(ConfigError, match=name):
+            with pytest.raises(ConfigError, match="mixup"):
                 TASKS.get(task)(cfg)
 
 

@@ -232,6 +232,29 @@ def test_predict_files_writes_masks_and_overlays(trained, phantom_ws, tmp_path):
         assert Path(r["overlay"]).is_file() and 0.0 <= r["max_prob"] <= 1.0
 
 
+def test_a_head_cropped_run_trains_evaluates_and_predicts_masks_on_the_file(phantom_ws, tmp_path):
+    """``preprocess.crop_head`` for segmentation: train, evaluate, and mask files at each file's size."""
+    import dataclasses
+
+    from PIL import Image
+
+    from medsift.engine.config import apply_overrides
+    from medsift.engine.runner import evaluate_run, train_run
+    from medsift.formats.masks import read_mask_png
+    from medsift.tasks.seg_predict import predict_segment_files
+
+    cfg = apply_overrides(dataclasses.replace(phantom_ws["cfg"]), ["preprocess.crop_head=true"])
+    run = tmp_path / "run"
+    train_run(phantom_ws["root"] / "ws", run, cfg, show_progress=False)
+    metrics, _ = evaluate_run(run, split="test")
+    assert 0.0 <= metrics["dice_global"] <= 1.0 and metrics["n_images"] > 0
+    src = sorted((phantom_ws["synth"].phe_sich / "images").glob("*.png"))[:1]
+    out = predict_segment_files(run, src, out_dir=tmp_path / "pred", overlay=True, device="cpu")
+    size = Image.open(src[0]).size[::-1]
+    assert read_mask_png(out[0]["mask"]).shape == size
+    assert np.asarray(Image.open(out[0]["overlay"])).shape[:2] == size
+
+
 def test_predicted_mask_lies_on_the_file_it_came_from(trained, phantom_ws, tmp_path):
     """A file of another size than the model's 128 x 128 frame (here 96 x 160, not square) gets a mask of its own
     size, covering the same place: the file's content stretched is the model's view."""

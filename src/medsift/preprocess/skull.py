@@ -153,6 +153,23 @@ def crop_square(image: np.ndarray, square: tuple[int, int, int], *, fill: float 
     return out
 
 
+def paste_square(patch: np.ndarray, square: tuple[int, int, int], shape: tuple[int, int], *,
+                 fill: float = 0.0) -> np.ndarray:
+    """The inverse of :func:`crop_square`: a ``(side, side)`` patch put back at ``(y0, x0)`` of an image of
+    ``shape`` (H, W) filled with ``fill``; the parts of the square outside the image are dropped."""
+    patch = np.asarray(patch)
+    y0, x0, side = (int(v) for v in square)
+    if patch.shape[-2:] != (side, side):
+        raise ConfigError(f"patch shape {patch.shape[-2:]} differs from the square's side {side}")
+    h, w = (int(v) for v in shape)
+    out = np.full(patch.shape[:-2] + (h, w), fill, dtype=patch.dtype)
+    sy, sx = max(y0, 0), max(x0, 0)
+    ey, ex = min(y0 + side, h), min(x0 + side, w)
+    if sy < ey and sx < ex:
+        out[..., sy:ey, sx:ex] = patch[..., sy - y0:ey - y0, sx - x0:ex - x0]
+    return out
+
+
 def _check2d(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:

@@ -33,17 +33,11 @@ class Task(ABC):
     headline_metric: ClassVar[str] = "auc"
     #: trains on the manifest's train/val split (checked before any slice is cached)
     needs_split: ClassVar[bool] = True
-    #: ``preprocess.crop_head`` is allowed: outputs are per slice, or (detect) mapped back out of each slice's
-    #: head square to its file's pixels; masks are not mapped back yet (segment)
-    allows_crop_head: ClassVar[bool] = False
     #: training batches may be blended (``mixup``): targets are per-slice label vectors that mix linearly
     allows_mixup: ClassVar[bool] = False
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        if config.preprocess_config().crop_head and not self.allows_crop_head:
-            raise ConfigError(f"preprocess.crop_head is for the classify, multilabel and detect tasks; the "
-                              f"{self.name} task maps its outputs back to each file's pixels without it")
         if float(config.mixup) > 0 and not self.allows_mixup:
             raise ConfigError(f"mixup is for the per-slice label tasks (classify, multilabel); the {self.name} "
                               f"task's targets (boxes, masks) do not blend")
@@ -124,7 +118,6 @@ class Task(ABC):
 class LabelTask(Task):
     """K sigmoid outputs trained with BCE (optionally ``pos_weight``) or focal loss; NaN targets are ignored."""
 
-    allows_crop_head = True
     allows_mixup = True
 
     def __init__(self, config: TrainConfig) -> None:

@@ -200,7 +200,6 @@ class DetectTask(Task):
 
     name = "detect"
     headline_metric = "map50"
-    allows_crop_head = True  # boxes go back to file pixels through the cache's file_frames
 
     def __init__(self, config) -> None:
         super().__init__(config)

@@ -1,7 +1,8 @@
 """Segmentation predictions of a trained run on loose files: the ``segment`` side of ``medsift predict``.
 
-Loose PNG/JPG/DICOM files are single slices (a 2.5D model sees the slice repeated as its neighbours);
-NIfTI volumes give each slice its real neighbours.
+Loose PNG/JPG files are single slices (a 2.5D model sees the slice repeated as its neighbours); DICOM files of
+one series and NIfTI volumes give each slice its real neighbours. Masks come back in each file's pixels, out of
+the head square too when the run crops to it (``preprocess.crop_head``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_dir: str | Path | None = None,
@@ -80,11 +82,12 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
         frames = list(zip(cache.index["orig_height"].to_numpy()[pos], cache.index["orig_width"].to_numpy()[pos]))
+        squares = _squares(cache.index, pos)
     results: list[dict[str, Any]] = []
     masks_by_row: list[np.ndarray] = []
     for i, row in enumerate(df.itertuples(index=False)):
         lesion = int(masks[i].sum()) >= task.options.min_lesion_pixels
-        mask = to_file_frame(masks[i], frames[i])
+        mask = to_file_frame(masks[i], frames[i], square=squares[i])
         masks_by_row.append(mask)
         item: dict[str, Any] = {"path": row.image_path, "slice": int(row.slice_index or 0), "lesion": int(lesion),
                                 "lesion_pixels": int(mask.sum()), "max_prob": float(maxp[i])}
@@ -95,13 +98,21 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
             item["mask"] = str(write_mask_png(Path(out_dir) / f"{stem}_mask.png", mask))
             if overlay:
                 path = Path(out_dir) / f"{stem}_overlay.png"
-                view = to_file_frame(images[i], frames[i], binary=False)
+                view = to_file_frame(images[i], frames[i], square=squares[i], binary=False)
                 atomic_write_bytes(path, so.png_bytes(so.overlay(view, None, mask)))
                 item["overlay"] = str(path)
         results.append(item)
     if out_dir is not None:
         _write_label_volumes(Path(out_dir), df, results, masks_by_row)
     return results
+
+
+def _squares(index, positions) -> list[tuple[int, int, int] | None]:
+    """The ``(y0, x0, side)`` head square of each cached row (``preprocess.crop_head``), or None."""
+    if "crop_side" not in index.columns:
+        return [None] * len(positions)
+    rows = index[["crop_y0", "crop_x0", "crop_side"]].iloc[np.asarray(positions)]
+    return [None if pd.isna(side) else (int(y0), int(x0), int(side)) for y0, x0, side in rows.itertuples(index=False)]
 
 
 def _write_label_volumes(out_dir: Path, df, results: list[dict[str, Any]], masks: list[np.ndarray]) -> None:
@@ -131,19 +142,27 @@ def _write_label_volumes(out_dir: Path, df, results: list[dict[str, Any]], masks
             results[i]["mask_volume"] = str(target)
 
 
-def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any], *, binary: bool = True) -> np.ndarray:
+def to_file_frame(mask: np.ndarray, frame: tuple[Any, Any], *, square: tuple[int, int, int] | None = None,
+                  binary: bool = True) -> np.ndarray:
     """A 0/1 mask in the model's S x S frame resized to the file's ``(height, width)`` (bilinear, then >= 0.5, so
-    an upscaled outline stays smooth); unchanged when the sizes already match or the frame is unknown.
-    ``binary=False`` resizes a grey image the same way (bilinear, rounded back to its dtype)."""
+    an upscaled outline stays smooth); unchanged when the sizes already match or the frame is unknown. With the
+    ``(y0, x0, side)`` head ``square`` the slice was cropped to (``preprocess.crop_head``), the mask is resized
+    to the square and put back where the square lies (0 elsewhere). ``binary=False`` maps a grey image the same
+    way (bilinear, rounded back to its dtype)."""
     from medsift.preprocess.resample import resize_image
+    from medsift.preprocess.skull import paste_square
 
     try:
         h, w = int(frame[0]), int(frame[1])
     except (TypeError, ValueError):
         return mask
-    if (h, w) == tuple(mask.shape):
-        return mask
-    resized = resize_image(mask.astype(np.float32), (h, w))
-    if not binary:
-        return np.rint(resized).astype(mask.dtype) if mask.dtype.kind in "iu" else resized.astype(mask.dtype)
-    return (resized >= 0.5).astype(np.uint8)
+    target = (int(square[2]),) * 2 if square is not None else (h, w)
+    if target == tuple(mask.shape):
+        resized = mask
+    else:
+        grey = resize_image(mask.astype(np.float32), target)
+        if not binary:
+            resized = np.rint(grey).astype(mask.dtype) if mask.dtype.kind in "iu" else grey.astype(mask.dtype)
+        else:
+            resized = (grey >= 0.5).astype(np.uint8)
+    return resized if square is None else paste_square(resized, square, (h, w))

@@ -399,9 +399,11 @@ class SegmentTask(Task):
                             if "slice_index" in df.columns else np.arange(len(df)))
         from medsift.preprocess.resample import cached_spacing_mm
 
-        # metrics are measured on the cache's S x S pixels, not the source's
+        # metrics are measured on the cache's S x S pixels, not the source's: those of the head square when cropped
         height, width = (float_column(cache.index, c)[pos] if c in cache.index else np.full(len(pos), np.nan)
                          for c in ("orig_height", "orig_width"))
+        side = float_column(cache.index, "crop_side")[pos]
+        height, width = np.where(np.isfinite(side), side, height), np.where(np.isfinite(side), side, width)
         ds.spacing_mm = cached_spacing_mm(float_column(df, "spacing_mm"), height, width, int(cache.images.shape[-1]))
         ds.slice_thickness_mm = float_column(df, "slice_thickness_mm")
         pre = getattr(cache, "config", None)
