@@ -157,12 +157,20 @@ class SliceCache:
             h = pd.to_numeric(idx["orig_height"], errors="coerce").to_numpy(float)[pos]
             known = np.isfinite(w) & np.isfinite(h)
             out[known, 0], out[known, 1] = w[known] / s, h[known] / s
-        if "crop_side" in idx.columns:
-            side, y0, x0 = (idx[c].to_numpy(dtype=float, na_value=np.nan)[pos]
-                            for c in ("crop_side", "crop_y0", "crop_x0"))
-            cropped = np.isfinite(side)
-            out[cropped] = np.stack([side / s, side / s, x0, y0], axis=1)[cropped]
+        for k, square in enumerate(self.head_squares(pos)):
+            if square is not None:
+                y0, x0, side = square
+                out[k] = (side / s, side / s, x0, y0)
         return out
+
+    def head_squares(self, positions: Sequence[int] | np.ndarray) -> list[tuple[int, int, int] | None]:
+        """The ``(y0, x0, side)`` head square each cached row was cropped to (``crop_head``), or None."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if "crop_side" not in self.index.columns:
+            return [None] * len(pos)
+        rows = self.index[["crop_y0", "crop_x0", "crop_side"]].iloc[pos]
+        return [None if pd.isna(side) else (int(y0), int(x0), int(side))
+                for y0, x0, side in rows.itertuples(index=False)]
 
     def image(self, i: int) -> np.ndarray:
         """Slice ``i`` as float32 (C, S, S), scaled to 0..1 then normalised per ``config.normalize``."""

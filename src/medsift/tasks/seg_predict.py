@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 
 def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_dir: str | Path | None = None,
@@ -82,7 +81,7 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
         masks = task.masks_from_probs(probs, images, calibration=calibration)
         maxp = slice_scores(probs)
         frames = list(zip(cache.index["orig_height"].to_numpy()[pos], cache.index["orig_width"].to_numpy()[pos]))
-        squares = _squares(cache.index, pos)
+        squares = cache.head_squares(pos)
     results: list[dict[str, Any]] = []
     masks_by_row: list[np.ndarray] = []
     for i, row in enumerate(df.itertuples(index=False)):
@@ -105,14 +104,6 @@ def predict_segment_files(run: str | Path, paths: Sequence[str | Path], *, out_d
     if out_dir is not None:
         _write_label_volumes(Path(out_dir), df, results, masks_by_row)
     return results
-
-
-def _squares(index, positions) -> list[tuple[int, int, int] | None]:
-    """The ``(y0, x0, side)`` head square of each cached row (``preprocess.crop_head``), or None."""
-    if "crop_side" not in index.columns:
-        return [None] * len(positions)
-    rows = index[["crop_y0", "crop_x0", "crop_side"]].iloc[np.asarray(positions)]
-    return [None if pd.isna(side) else (int(y0), int(x0), int(side)) for y0, x0, side in rows.itertuples(index=False)]
 
 
 def _write_label_volumes(out_dir: Path, df, results: list[dict[str, Any]], masks: list[np.ndarray]) -> None:
