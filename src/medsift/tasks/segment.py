@@ -402,7 +402,7 @@ class SegmentTask(Task):
         # metrics are measured on the cache's S x S pixels, not the source's: those of the head square when cropped
         height, width = (float_column(cache.index, c)[pos] if c in cache.index else np.full(len(pos), np.nan)
                          for c in ("orig_height", "orig_width"))
-        side = float_column(cache.index, "crop_side")[pos]
+        side = np.array([np.nan if sq is None else sq[2] for sq in cache.head_squares(pos)], dtype=float)
         height, width = np.where(np.isfinite(side), side, height), np.where(np.isfinite(side), side, width)
         ds.spacing_mm = cached_spacing_mm(float_column(df, "spacing_mm"), height, width, int(cache.images.shape[-1]))
         ds.slice_thickness_mm = float_column(df, "slice_thickness_mm")
