@@ -11,6 +11,8 @@ Writes into ``out_dir`` (when given)::
     bland_altman.png         predicted vs true volume per patient (only when volumes are known)
     overlays/{best,median,worst}_<k>_<image_id>.png   truth green, prediction red, overlap yellow
     predictions/masks/<image_id>.png, predictions/nifti/<patient>.nii.gz, predictions/coco_rle.json
+                             the post-processed masks in each file's own pixels (resized back from the model's
+                             S x S frame, out of the head square with crop_head), NIfTI with the source spacing
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
     """
     from medsift.metrics import segmentation as sm
     from medsift.metrics.classification import binary_metrics
+    from medsift.tasks.seg_predict import to_file_frame
 
     order = np.argsort(predictions["index"], kind="stable")
     idx, probs = predictions["index"][order], predictions["prob"][order]
@@ -100,8 +103,13 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
            for k, v in out.items()}
 
     if out_dir is not None:
-        _write_outputs(Path(out_dir), out, table, patient_table, image_ids, patients, sidx, spacing, thick, images,
-                       truth, preds, counts, bland=ba, export=export)
+        frames = getattr(dataset, "file_frames", None)
+        source = getattr(dataset, "source_spacing_mm", None)
+        exported = (preds, spacing) if frames is None else (
+            [to_file_frame(p.astype(np.uint8), frames[i][0], square=frames[i][1]) for p, i in zip(preds, idx)],
+            np.asarray(source, dtype=float)[idx])
+        _write_outputs(Path(out_dir), out, table, patient_table, image_ids, patients, sidx, thick, images,
+                       truth, preds, counts, bland=ba, export=exported if export else None)
     return out
 
 
@@ -117,8 +125,10 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_outputs(out: Path, metrics: dict[str, Any], table: pd.DataFrame, patient_table: pd.DataFrame,
-                   image_ids, patients, sidx, spacing, thick, images, truth, preds, counts, *, bland,
-                   export: bool) -> None:
+                   image_ids, patients, sidx, thick, images, truth, preds, counts, *, bland,
+                   export: tuple[list[np.ndarray], np.ndarray] | None) -> None:
+    """Tables, plots and overlays (the model's frame); with ``export`` = (masks in each file's pixels, their mm per
+    pixel) the predicted masks as PNG, NIfTI and COCO RLE."""
     from medsift.tasks import seg_outputs as so
 
     out.mkdir(parents=True, exist_ok=True)
@@ -142,9 +152,10 @@ def _write_outputs(out: Path, metrics: dict[str, Any], table: pd.DataFrame, pati
             i = int(lesion[j])
             rgb = so.overlay(images[i], truth[i], preds[i])
             atomic_write_bytes(out / "overlays" / f"{group}_{k}_{image_ids[i]}.png", so.png_bytes(rgb))
-    if export:
+    if export is not None:
+        masks, spacing = export
         pred_dir = out / "predictions"
-        so.export_png_masks(pred_dir / "masks", image_ids, preds)
-        so.export_nifti_volumes(pred_dir / "nifti", patients, sidx, preds, spacing_mm=spacing,
+        so.export_png_masks(pred_dir / "masks", image_ids, masks)
+        so.export_nifti_volumes(pred_dir / "nifti", patients, sidx, masks, spacing_mm=spacing,
                                 slice_thickness_mm=thick)
-        so.export_coco_rle(pred_dir / "coco_rle.json", image_ids, preds)
+        so.export_coco_rle(pred_dir / "coco_rle.json", image_ids, masks)

@@ -402,9 +402,13 @@ class SegmentTask(Task):
         # metrics are measured on the cache's S x S pixels, not the source's: those of the head square when cropped
         height, width = (float_column(cache.index, c)[pos] if c in cache.index else np.full(len(pos), np.nan)
                          for c in ("orig_height", "orig_width"))
-        side = np.array([np.nan if sq is None else sq[2] for sq in cache.head_squares(pos)], dtype=float)
+        squares = cache.head_squares(pos)
+        # exported masks go back to each file's pixels (evaluate's predictions/), with the source spacing
+        ds.file_frames = [((h, w), sq) for h, w, sq in zip(height, width, squares)]
+        ds.source_spacing_mm = float_column(df, "spacing_mm")
+        side = np.array([np.nan if sq is None else sq[2] for sq in squares], dtype=float)
         height, width = np.where(np.isfinite(side), side, height), np.where(np.isfinite(side), side, width)
-        ds.spacing_mm = cached_spacing_mm(float_column(df, "spacing_mm"), height, width, int(cache.images.shape[-1]))
+        ds.spacing_mm = cached_spacing_mm(ds.source_spacing_mm, height, width, int(cache.images.shape[-1]))
         ds.slice_thickness_mm = float_column(df, "slice_thickness_mm")
         pre = getattr(cache, "config", None)
         ds.center_channel = int(pre.context) * len(pre.windows) if pre is not None else 0
