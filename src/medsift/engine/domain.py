@@ -96,4 +96,4 @@ def _scale_warning(trained: dict[str, Any], now: dict[str, Any]) -> str | None:
         return None
     return (f"a model pixel covers {mm:.2f} mm on these inputs (median) but {seen:.2f} mm on the training slices: "
             f"anatomy and lesions appear {seen / mm:.2f} times their training size (another field of view or "
-            f"matrix). Scores may shift; preprocess.crop_head (classify, multilabel) brings every head to one scale.")
+            f"matrix). Scores may shift; preprocess.crop_head brings every head to one scale.")
