@@ -103,13 +103,14 @@ def evaluate_segmentation(task, predictions: dict[str, np.ndarray], dataset, *, 
            for k, v in out.items()}
 
     if out_dir is not None:
-        frames = getattr(dataset, "file_frames", None)
-        source = getattr(dataset, "source_spacing_mm", None)
-        exported = (preds, spacing) if frames is None else (
-            [to_file_frame(p.astype(np.uint8), frames[i][0], square=frames[i][1]) for p, i in zip(preds, idx)],
-            np.asarray(source, dtype=float)[idx])
+        exported = None
+        if export:  # the masks go back to each file's pixels only when they are written
+            frames = getattr(dataset, "file_frames", None)
+            exported = (preds, spacing) if frames is None else (
+                [to_file_frame(p.astype(np.uint8), frames[i][0], square=frames[i][1]) for p, i in zip(preds, idx)],
+                np.asarray(dataset.source_spacing_mm, dtype=float)[idx])
         _write_outputs(Path(out_dir), out, table, patient_table, image_ids, patients, sidx, thick, images,
-                       truth, preds, counts, bland=ba, export=exported if export else None)
+                       truth, preds, counts, bland=ba, export=exported)
     return out
 
 
