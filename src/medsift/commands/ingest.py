@@ -126,5 +126,5 @@ def group_side_files(unpaired, *, min_group: int = 3) -> list[tuple[str, str, st
             rows.append((f"{names[0]} … {names[-1]} ({len(recs)} files)", problem,
                          f"{recs[0]['detail']} (and {len(recs) - 1} more of {prefix}_*)"))
         else:
-            rows.extend((Path(r["annotation_path"]).name, problem, r["detail"]) for r in recs)
+            rows.extend((name, problem, r["detail"]) for name, r in zip(names, recs))
     return rows
